@@ -1,0 +1,1 @@
+"""A tf.estimator BERT library in the lineage of google-research/bert."""

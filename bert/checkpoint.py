@@ -1,0 +1,409 @@
+"""Checkpoints: initialisation with a report, and conversion to and from Hugging Face BERT.
+
+`init_from_checkpoint` is the one checkpoint-init path of every script: it maps graph variables to
+checkpoint variables, refuses a shape mismatch by name, and logs each variable as loaded, not in the
+checkpoint (left at its initialiser) or, for the checkpoint's own variables, unused.
+
+`hf_to_google` / `google_to_hf` convert between a Hugging Face BERT folder (config.json,
+model.safetensors, vocab.txt) and a Google-style folder (bert_config.json, bert_model.ckpt.*,
+vocab.txt) with numpy alone: safetensors is read and written here, no torch involved.
+"""
+import dataclasses
+import json
+import os
+import shutil
+import struct
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from bert import files, modeling
+from bert.errors import UserInputError
+
+tf1 = tf.compat.v1
+
+CHECKPOINT_NAME = "bert_model.ckpt"
+# Checkpoint entries that are training state rather than model weights.
+_BOOKKEEPING_SUFFIXES = ("/adam_m", "/adam_v", "/grad_accum")
+_BOOKKEEPING_NAMES = ("global_step",)
+
+
+def _is_bookkeeping(name):
+    return name in _BOOKKEEPING_NAMES or name.endswith(_BOOKKEEPING_SUFFIXES) or name.startswith(
+        "optimizer_state/")
+
+
+def resolve_checkpoint(path):
+    """A checkpoint prefix from a prefix, a folder with a `checkpoint` file, or a folder with bert_model.ckpt."""
+    path = str(path)
+    if os.path.isdir(path):
+        latest = tf.train.latest_checkpoint(path)
+        if latest:
+            return latest
+        candidate = os.path.join(path, CHECKPOINT_NAME)
+        if os.path.exists(candidate + ".index"):
+            return candidate
+        raise UserInputError(f"{path}: no TensorFlow checkpoint in this folder")
+    if os.path.exists(path + ".index"):
+        return path
+    raise UserInputError(f"{path}: checkpoint not found (expected {path}.index)")
+
+
+@dataclasses.dataclass
+class InitReport:
+    """What init_from_checkpoint did: (graph name, checkpoint name) pairs loaded, and the rest."""
+    checkpoint: str
+    loaded: list
+    not_in_checkpoint: list
+    unused_in_checkpoint: list  # model weights the graph did not take
+    skipped_bookkeeping: list  # optimizer slots, global_step, ...
+
+    def log(self):
+        for graph_name, ckpt_name in self.loaded:
+            suffix = "" if graph_name == ckpt_name else f" <- {ckpt_name}"
+            logging.info("  loaded: %s%s", graph_name, suffix)
+        for name in self.not_in_checkpoint:
+            logging.info("  not in checkpoint (initialised fresh): %s", name)
+        for name in self.unused_in_checkpoint:
+            logging.info("  unused in checkpoint: %s", name)
+        logging.info("%s", self.summary())
+
+    def summary(self):
+        return (f"init from {self.checkpoint}: {len(self.loaded)} variables loaded, "
+                f"{len(self.not_in_checkpoint)} not in the checkpoint, "
+                f"{len(self.unused_in_checkpoint)} checkpoint weights unused, "
+                f"{len(self.skipped_bookkeeping)} optimizer/bookkeeping entries ignored")
+
+
+def build_assignment_map(tvars, checkpoint, name_map=None):
+    """Matches graph variables to a checkpoint's; returns ({ckpt name: graph name}, InitReport).
+
+    name_map: optional function from a graph variable name to the checkpoint name to load it from
+    (e.g. to load "encoder/..." from "bert/..."); identity by default.
+    Raises UserInputError naming the variable when shapes differ.
+    """
+    checkpoint = resolve_checkpoint(checkpoint)
+    ckpt_shapes = dict(tf.train.list_variables(checkpoint))
+    assignment, loaded, missing, used = {}, [], [], set()
+    for var in tvars:
+        graph_name = var.op.name
+        ckpt_name = name_map(graph_name) if name_map else graph_name
+        if ckpt_name not in ckpt_shapes:
+            missing.append(graph_name)
+            continue
+        graph_shape = var.shape.as_list()
+        if list(ckpt_shapes[ckpt_name]) != graph_shape:
+            raise UserInputError(
+                f"{checkpoint}: variable {ckpt_name} has shape {list(ckpt_shapes[ckpt_name])} in the "
+                f"checkpoint but {graph_name} has shape {graph_shape} in the model; does the config "
+                f"match the checkpoint?")
+        assignment[ckpt_name] = graph_name
+        loaded.append((graph_name, ckpt_name))
+        used.add(ckpt_name)
+    rest = sorted(set(ckpt_shapes) - used)
+    report = InitReport(checkpoint, loaded, missing,
+                        [n for n in rest if not _is_bookkeeping(n)], [n for n in rest if _is_bookkeeping(n)])
+    return assignment, report
+
+
+def init_from_checkpoint(checkpoint, tvars=None, name_map=None):
+    """Makes the graph's variables start from `checkpoint` (graph mode); logs and returns an InitReport."""
+    if tvars is None:
+        tvars = tf1.trainable_variables()
+    assignment, report = build_assignment_map(tvars, checkpoint, name_map)
+    if assignment:
+        tf1.train.init_from_checkpoint(report.checkpoint, assignment)
+    report.log()
+    return report
+
+
+def read_checkpoint(checkpoint):
+    """{name: numpy array} for every variable in a TensorFlow checkpoint."""
+    reader = tf.train.load_checkpoint(resolve_checkpoint(checkpoint))
+    return {name: reader.get_tensor(name) for name in sorted(reader.get_variable_to_shape_map())}
+
+
+def write_checkpoint(arrays, prefix):
+    """Writes {name: numpy array} as a TF checkpoint at `prefix` (and a `checkpoint` file beside it)."""
+    names = sorted(arrays)
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tf.convert_to_tensor(arrays[n]) for n in names])
+    with open(os.path.join(os.path.dirname(prefix), "checkpoint"), "w", encoding="utf-8") as writer:
+        base = os.path.basename(prefix)
+        writer.write(f'model_checkpoint_path: "{base}"\nall_model_checkpoint_paths: "{base}"\n')
+
+
+# --- safetensors, in numpy ------------------------------------------------------------------------
+# Layout: 8-byte little-endian header length N, N bytes of JSON {name: {dtype, shape, data_offsets}},
+# then the tensors' bytes. bfloat16 has no numpy type; it is widened to float32 on read.
+_ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64,
+              "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+
+
+def read_safetensors(path):
+    """{name: numpy array} from a .safetensors file (bfloat16 returned as float32)."""
+    with open(path, "rb") as reader:
+        data = reader.read()
+    if len(data) < 8:
+        raise UserInputError(f"{path}: too short to be a safetensors file")
+    (header_size,) = struct.unpack("<Q", data[:8])
+    if 8 + header_size > len(data):
+        raise UserInputError(f"{path}: header length {header_size} runs past the end of the file")
+    try:
+        header = json.loads(data[8:8 + header_size])
+    except ValueError as error:
+        raise UserInputError(f"{path}: unreadable safetensors header ({error})") from None
+    body = memoryview(data)[8 + header_size:]
+    arrays = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        if not 0 <= begin <= end <= len(body):
+            raise UserInputError(f"{path}: tensor {name} has offsets outside the file")
+        raw = body[begin:end]
+        if info["dtype"] == "BF16":
+            array = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+        elif info["dtype"] in _ST_DTYPES:
+            array = np.frombuffer(raw, dtype=np.dtype(_ST_DTYPES[info["dtype"]]).newbyteorder("<"))
+        else:
+            raise UserInputError(f"{path}: tensor {name} has unsupported dtype {info['dtype']}")
+        arrays[name] = array.reshape(info["shape"]).copy()
+    return arrays
+
+
+def write_safetensors(arrays, path, metadata=None):
+    """Writes {name: numpy array} as a .safetensors file."""
+    codes = {np.dtype(v): k for k, v in _ST_DTYPES.items()}
+    header, chunks, offset = {}, [], 0
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        if array.dtype not in codes:
+            raise ValueError(f"tensor {name}: dtype {array.dtype} cannot be stored in safetensors")
+        raw = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": codes[array.dtype], "shape": list(array.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    encoded += b" " * (-len(encoded) % 8)  # keep the tensor data 8-byte aligned
+    with open(path, "wb") as writer:
+        writer.write(struct.pack("<Q", len(encoded)))
+        writer.write(encoded)
+        for raw in chunks:
+            writer.write(raw)
+
+
+# --- Hugging Face <-> Google names ----------------------------------------------------------------
+def _name_pairs(num_layers):
+    """(Hugging Face name without "bert." prefix, Google name, transpose) for every BERT weight."""
+    pairs = [
+        ("embeddings.word_embeddings.weight", "bert/embeddings/word_embeddings", False),
+        ("embeddings.position_embeddings.weight", "bert/embeddings/position_embeddings", False),
+        ("embeddings.token_type_embeddings.weight", "bert/embeddings/token_type_embeddings", False),
+        ("embeddings.LayerNorm.weight", "bert/embeddings/LayerNorm/gamma", False),
+        ("embeddings.LayerNorm.bias", "bert/embeddings/LayerNorm/beta", False),
+        ("pooler.dense.weight", "bert/pooler/dense/kernel", True),
+        ("pooler.dense.bias", "bert/pooler/dense/bias", False),
+    ]
+    for i in range(num_layers):
+        hf, google = f"encoder.layer.{i}.", f"bert/encoder/layer_{i}/"
+        for hf_part, google_part in (("attention.self.query", "attention/self/query"),
+                                     ("attention.self.key", "attention/self/key"),
+                                     ("attention.self.value", "attention/self/value"),
+                                     ("attention.output.dense", "attention/output/dense"),
+                                     ("intermediate.dense", "intermediate/dense"),
+                                     ("output.dense", "output/dense")):
+            pairs.append((f"{hf}{hf_part}.weight", f"{google}{google_part}/kernel", True))
+            pairs.append((f"{hf}{hf_part}.bias", f"{google}{google_part}/bias", False))
+        for hf_part, google_part in (("attention.output.LayerNorm", "attention/output/LayerNorm"),
+                                     ("output.LayerNorm", "output/LayerNorm")):
+            pairs.append((f"{hf}{hf_part}.weight", f"{google}{google_part}/gamma", False))
+            pairs.append((f"{hf}{hf_part}.bias", f"{google}{google_part}/beta", False))
+    return pairs
+
+
+# Heads: (Hugging Face name, Google name, transpose). Google's output_weights are [out, in] already.
+_HEAD_PAIRS = [
+    ("cls.predictions.transform.dense.weight", "cls/predictions/transform/dense/kernel", True),
+    ("cls.predictions.transform.dense.bias", "cls/predictions/transform/dense/bias", False),
+    ("cls.predictions.transform.LayerNorm.weight", "cls/predictions/transform/LayerNorm/gamma", False),
+    ("cls.predictions.transform.LayerNorm.bias", "cls/predictions/transform/LayerNorm/beta", False),
+    ("cls.predictions.bias", "cls/predictions/output_bias", False),
+    ("cls.seq_relationship.weight", "cls/seq_relationship/output_weights", False),
+    ("cls.seq_relationship.bias", "cls/seq_relationship/output_bias", False),
+    ("classifier.weight", "output_weights", False),
+    ("classifier.bias", "output_bias", False),
+]
+_HEADS = {"masked-LM head": "cls/predictions/", "next-sentence head": "cls/seq_relationship/",
+          "pooler": "bert/pooler/", "classifier": "output_"}
+# Hugging Face entries that are derived, not weights: buffers and the decoder tied to the embeddings.
+_HF_DERIVED = ("embeddings.position_ids", "cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
+
+_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
+                "type_vocab_size", "initializer_range", "layer_norm_eps")
+# Activation names: Hugging Face's "gelu" is erf-GELU, Google's "gelu" the tanh approximation.
+_HF_TO_GOOGLE_ACT = {"gelu": "gelu_exact", "gelu_new": "gelu", "gelu_pytorch_tanh": "gelu", "relu": "relu",
+                     "tanh": "tanh", "silu": "swish", "swish": "swish"}
+_GOOGLE_TO_HF_ACT = {"gelu": "gelu_new", "gelu_new": "gelu_new", "gelu_exact": "gelu", "relu": "relu",
+                     "tanh": "tanh", "swish": "silu", "silu": "silu"}
+
+
+@dataclasses.dataclass
+class ConversionReport:
+    converted: int
+    absent_heads: list  # heads the source does not have (reported, never invented)
+    ignored: list  # source entries not converted
+
+    def summary(self):
+        lines = [f"converted {self.converted} tensors"]
+        if self.absent_heads:
+            lines.append("the source has no " + ", ".join(self.absent_heads) + " (not created)")
+        if self.ignored:
+            lines.append("not converted: " + ", ".join(self.ignored))
+        return "; ".join(lines)
+
+
+def _absent_heads(google_names):
+    return [head for head, prefix in _HEADS.items() if not any(n.startswith(prefix) for n in google_names)]
+
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as reader:
+            return json.load(reader)
+    except FileNotFoundError:
+        raise UserInputError(f"{path}: file not found") from None
+    except json.JSONDecodeError as error:
+        raise UserInputError(f"{path}, line {error.lineno}: invalid JSON: {error.msg}") from None
+
+
+def _prepare_output(output_dir, overwrite):
+    """A temporary folder beside output_dir; the caller renames it into place when complete."""
+    if os.path.exists(output_dir) and os.listdir(output_dir) and not overwrite:
+        raise UserInputError(f"{output_dir}: already exists and is not empty (pass --overwrite to replace it)")
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    os.makedirs(parent, exist_ok=True)
+    return tempfile.mkdtemp(dir=parent, prefix=".tmp-convert-")
+
+
+def _finish_output(tmp_dir, output_dir):
+    os.chmod(tmp_dir, 0o777 & ~files.umask())  # mkdtemp makes it private
+    if os.path.exists(output_dir):
+        shutil.rmtree(output_dir)
+    os.replace(tmp_dir, output_dir)
+
+
+def _convert_into(output_dir, overwrite, write):
+    tmp_dir = _prepare_output(output_dir, overwrite)
+    try:
+        report = write(tmp_dir)
+        _finish_output(tmp_dir, output_dir)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    logging.info("%s -> %s", report.summary(), output_dir)
+    return report
+
+
+def hf_to_google(input_dir, output_dir, overwrite=False):
+    """Hugging Face BERT folder -> Google-style folder. Returns a ConversionReport."""
+    hf_config = _read_json(os.path.join(input_dir, "config.json"))
+    if hf_config.get("model_type", "bert") != "bert":
+        raise UserInputError(f"{input_dir}/config.json: model_type {hf_config['model_type']!r} is not BERT")
+    if hf_config.get("position_embedding_type", "absolute") != "absolute":
+        raise UserInputError(f"{input_dir}/config.json: only absolute position embeddings are supported")
+    act = hf_config.get("hidden_act", "gelu")
+    if act not in _HF_TO_GOOGLE_ACT:
+        raise UserInputError(f"{input_dir}/config.json: unsupported hidden_act {act!r}")
+    try:
+        config = modeling.BertConfig(hidden_act=_HF_TO_GOOGLE_ACT[act],
+                                     **{k: hf_config[k] for k in _CONFIG_KEYS if k in hf_config})
+    except (TypeError, UserInputError) as error:
+        raise UserInputError(f"{input_dir}/config.json: {error}") from None
+
+    weights_path = os.path.join(input_dir, "model.safetensors")
+    if not os.path.exists(weights_path):
+        raise UserInputError(f"{weights_path}: not found (only safetensors weights are read; no torch here)")
+    tensors = read_safetensors(weights_path)
+    prefix = "bert." if any(k.startswith("bert.") for k in tensors) else ""
+
+    def hf_name(name):  # encoder weights may carry "bert." (BertForPreTraining) or not (BertModel)
+        return name if name.startswith(("cls.", "classifier.")) else prefix + name
+
+    arrays, used = {}, set()
+    for hf, google, transpose in _name_pairs(config.num_hidden_layers) + _HEAD_PAIRS:
+        source = hf_name(hf)
+        if source not in tensors and source.endswith("LayerNorm.weight"):
+            source = source[:-len("weight")] + "gamma"  # older transformers names
+        if source not in tensors and source.endswith("LayerNorm.bias"):
+            source = source[:-len("bias")] + "beta"
+        if source not in tensors:
+            if google.startswith("bert/") and not google.startswith("bert/pooler/"):
+                raise UserInputError(f"{weights_path}: missing {source}, which every BERT encoder has")
+            continue
+        value = tensors[source].astype(np.float32)
+        arrays[google] = np.ascontiguousarray(value.T if transpose else value)
+        used.add(source)
+    ignored = sorted(k for k in tensors if k not in used and k.replace(prefix, "", 1) not in _HF_DERIVED)
+
+    def write(tmp_dir):
+        write_checkpoint(arrays, os.path.join(tmp_dir, CHECKPOINT_NAME))
+        config.to_json_file(os.path.join(tmp_dir, "bert_config.json"))
+        _copy_vocab(input_dir, tmp_dir)
+        return ConversionReport(len(arrays), _absent_heads(arrays), ignored)
+
+    return _convert_into(output_dir, overwrite, write)
+
+
+def google_to_hf(input_dir, output_dir, overwrite=False, do_lower_case=None):
+    """Google-style folder -> Hugging Face BERT folder. Returns a ConversionReport."""
+    config = modeling.BertConfig.from_json_file(os.path.join(input_dir, "bert_config.json"))
+    arrays = read_checkpoint(input_dir)
+    tensors, used = {}, set()
+    has_pretraining_heads = any(n.startswith("cls/") for n in arrays)
+    prefix = "bert." if has_pretraining_heads else ""
+    for hf, google, transpose in _name_pairs(config.num_hidden_layers) + _HEAD_PAIRS:
+        if google not in arrays:
+            if google.startswith("bert/") and not google.startswith("bert/pooler/"):
+                raise UserInputError(f"{input_dir}: checkpoint lacks {google}, which every BERT encoder has")
+            continue
+        value = arrays[google].astype(np.float32)
+        name = hf if hf.startswith(("cls.", "classifier.")) else prefix + hf
+        tensors[name] = np.ascontiguousarray(value.T if transpose else value)
+        used.add(google)
+    ignored = sorted(n for n in arrays if n not in used and not _is_bookkeeping(n))
+    architecture = ("BertForPreTraining" if has_pretraining_heads else
+                    "BertForSequenceClassification" if "output_weights" in arrays else "BertModel")
+    hf_config = {k: getattr(config, k) for k in _CONFIG_KEYS}
+    hf_config.update(model_type="bert", architectures=[architecture], pad_token_id=0,
+                     position_embedding_type="absolute",
+                     hidden_act=_GOOGLE_TO_HF_ACT.get(config.hidden_act, config.hidden_act))
+    if "output_weights" in arrays:
+        hf_config["num_labels"] = int(arrays["output_weights"].shape[0])
+
+    def write(tmp_dir):
+        write_safetensors(tensors, os.path.join(tmp_dir, "model.safetensors"), metadata={"format": "pt"})
+        files.write_text_atomic(os.path.join(tmp_dir, "config.json"),
+                                   json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
+        if do_lower_case is not None:
+            files.write_text_atomic(
+                os.path.join(tmp_dir, "tokenizer_config.json"),
+                json.dumps({"tokenizer_class": "BertTokenizer", "do_lower_case": bool(do_lower_case)}) + "\n")
+        _copy_vocab(input_dir, tmp_dir)
+        return ConversionReport(len(tensors), _absent_heads(arrays), ignored)
+
+    return _convert_into(output_dir, overwrite, write)
+
+
+def _copy_vocab(input_dir, output_dir):
+    vocab = os.path.join(input_dir, "vocab.txt")
+    if os.path.exists(vocab):
+        shutil.copyfile(vocab, os.path.join(output_dir, "vocab.txt"))
+    else:
+        logging.warning("%s has no vocab.txt; the converted folder has none either", input_dir)

@@ -1,0 +1,20 @@
+"""Errors caused by the user's files or flags, and how scripts report them."""
+import sys
+
+
+class UserInputError(ValueError):
+    """A mistake in a user's file, flag or config: scripts print the message, not a traceback."""
+
+
+def run_main(main):
+    """Runs an absl `main(argv)`, turning a UserInputError into a one-line message and exit code 2."""
+    from absl import app
+
+    def guarded(argv):
+        try:
+            return main(argv)
+        except UserInputError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+
+    app.run(guarded)

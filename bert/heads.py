@@ -1,0 +1,73 @@
+"""Task heads on top of BertModel, with google-research/bert's variable names.
+
+- classification: `output_weights` [labels, hidden] and `output_bias` [labels] (run_classifier's names);
+- masked LM: `cls/predictions/...`, output weights tied to the word embedding table;
+- next sentence: `cls/seq_relationship/...`.
+"""
+import tensorflow as tf
+
+from bert import modeling
+
+tf1 = tf.compat.v1
+
+
+def classification_logits(pooled_output, num_labels, is_training, dropout_prob=0.1, initializer_range=0.02):
+    """pooled_output float32 [batch, hidden] -> logits float32 [batch, num_labels]."""
+    width = pooled_output.shape.as_list()[-1]
+    weights = tf1.get_variable("output_weights", [num_labels, width],
+                               initializer=modeling.create_initializer(initializer_range))
+    bias = tf1.get_variable("output_bias", [num_labels], initializer=tf1.zeros_initializer())
+    if is_training:
+        pooled_output = modeling.dropout(pooled_output, dropout_prob)
+    return tf.matmul(pooled_output, weights, transpose_b=True) + bias
+
+
+def gather_positions(sequence_output, positions):
+    """sequence_output [batch, seq, hidden], positions int [batch, n] -> [batch * n, hidden]."""
+    batch_size, seq_length, width = modeling.get_shape_list(sequence_output, expected_rank=3)
+    offsets = tf.reshape(tf.range(batch_size, dtype=tf.int32) * seq_length, [-1, 1])
+    flat_positions = tf.reshape(tf.cast(positions, tf.int32) + offsets, [-1])
+    return tf.gather(tf.reshape(sequence_output, [-1, width]), flat_positions)
+
+
+def masked_lm(config, sequence_output, embedding_table, positions, label_ids=None, label_weights=None):
+    """The masked-LM head and, when labels are given, its loss.
+
+    Args:
+      sequence_output: float32 [batch, seq, hidden].
+      embedding_table: float32 [vocab, hidden], shared as the output projection.
+      positions: int [batch, n] masked positions.
+      label_ids: int [batch, n] original token ids at those positions.
+      label_weights: float [batch, n], 1 for a real prediction and 0 for padding.
+    Returns:
+      (loss scalar or None, per_example_loss [batch * n] or None, log_probs [batch * n, vocab]).
+    """
+    hidden = gather_positions(sequence_output, positions)  # [batch*n, hidden]
+    with tf1.variable_scope("cls/predictions"):
+        with tf1.variable_scope("transform"):
+            hidden = modeling.dense(hidden, config.hidden_size, "dense", config.initializer_range,
+                                    tf.float32, activation=modeling.get_activation(config.hidden_act))
+            hidden = modeling.layer_norm(hidden, config.layer_norm_eps)
+        bias = tf1.get_variable("output_bias", [config.vocab_size], initializer=tf1.zeros_initializer())
+    logits = tf.matmul(hidden, embedding_table, transpose_b=True) + bias
+    log_probs = tf.nn.log_softmax(logits, axis=-1)  # [batch*n, vocab]
+    if label_ids is None:
+        return None, None, log_probs
+    labels = tf.reshape(label_ids, [-1])
+    weights = tf.cast(tf.reshape(label_weights, [-1]), tf.float32)
+    per_example_loss = -tf.reduce_sum(log_probs * tf.one_hot(labels, config.vocab_size), axis=-1)
+    loss = tf.reduce_sum(weights * per_example_loss) / (tf.reduce_sum(weights) + 1e-5)
+    return loss, per_example_loss, log_probs
+
+
+def next_sentence(config, pooled_output, labels=None):
+    """The next-sentence head: pooled_output [batch, hidden] -> (loss, per_example_loss, log_probs [batch, 2])."""
+    with tf1.variable_scope("cls/seq_relationship"):
+        weights = tf1.get_variable("output_weights", [2, config.hidden_size],
+                                   initializer=modeling.create_initializer(config.initializer_range))
+        bias = tf1.get_variable("output_bias", [2], initializer=tf1.zeros_initializer())
+    log_probs = tf.nn.log_softmax(tf.matmul(pooled_output, weights, transpose_b=True) + bias, axis=-1)
+    if labels is None:
+        return None, None, log_probs
+    per_example_loss = -tf.reduce_sum(log_probs * tf.one_hot(tf.reshape(labels, [-1]), 2), axis=-1)
+    return tf.reduce_mean(per_example_loss), per_example_loss, log_probs
