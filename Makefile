@@ -5,7 +5,8 @@
 PYTHON ?= $(shell for p in python3.11 python3.10 python3.9 python3; do \
             if command -v $$p >/dev/null 2>&1 && $$p tools/check_python.py 2>/dev/null; then echo $$p; break; fi; done)
 VENV := .venv
-export TF_CPP_MIN_LOG_LEVEL ?= 2  # keep TensorFlow's C++ start-up chatter out of the output
+# Keep TensorFlow's C++ start-up chatter out of the output.
+export TF_CPP_MIN_LOG_LEVEL ?= 2
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed$(if $(GPU),-gpu)
 MODEL_DIR := models/all-MiniLM-L6-v2
@@ -35,8 +36,7 @@ demo: model
 	$(PY) demo.py --model_dir=$(MODEL_DIR)
 
 # Benchmarks that compare against other libraries install those into a separate environment.
-BENCH_VENV := .venv
-export TF_CPP_MIN_LOG_LEVEL ?= 2  # keep TensorFlow's C++ start-up chatter out of the output-bench
+BENCH_VENV := .venv-bench
 $(BENCH_VENV)/.installed: $(STAMP)
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
