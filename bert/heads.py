@@ -71,3 +71,23 @@ def next_sentence(config, pooled_output, labels=None):
         return None, None, log_probs
     per_example_loss = -tf.reduce_sum(log_probs * tf.one_hot(tf.reshape(labels, [-1]), 2), axis=-1)
     return tf.reduce_mean(per_example_loss), per_example_loss, log_probs
+
+
+POOLINGS = ("pooled", "cls", "mean")
+
+
+def sentence_embedding(model, input_mask, pooling="pooled"):
+    """One float32 [batch, hidden] vector per sentence.
+
+    pooling: "pooled" (BERT's tanh pooler, what Google's classifier uses), "cls" (the first token's
+    final hidden state) or "mean" (mean over real tokens: right for sentence-transformers models).
+    """
+    if pooling == "pooled":
+        return model.get_pooled_output()
+    sequence = model.get_sequence_output()  # [batch, seq, hidden]
+    if pooling == "cls":
+        return sequence[:, 0, :]
+    if pooling == "mean":
+        weights = tf.cast(input_mask, tf.float32)[:, :, tf.newaxis]  # [batch, seq, 1]
+        return tf.reduce_sum(sequence * weights, axis=1) / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
+    raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")

@@ -312,3 +312,17 @@ def validate_case_matches_checkpoint(do_lower_case, init_checkpoint):
                f"{'uncased' if expected else 'cased'}: pass do_lower_case={expected} unless you know better")
     logging.warning(message)
     return message
+
+
+def create_tokenizer(vocab_file=None, spm_model_file=None, do_lower_case=True, kind="wordpiece"):
+    """The tokenizer scripts use: SentencePiece when spm_model_file is given, else WordPiece
+    (kind="wordpiece") or whitespace (kind="whitespace") over vocab_file."""
+    if spm_model_file:
+        return SentencePieceTokenizer(spm_model_file, do_lower_case=do_lower_case)
+    if not vocab_file:
+        raise UserInputError("a vocab file (--vocab_file) or a SentencePiece model (--spm_model_file) is needed")
+    if kind == "whitespace":
+        return WhitespaceTokenizer(vocab_file, do_lower_case=do_lower_case)
+    if kind != "wordpiece":
+        raise UserInputError(f"tokenizer kind must be wordpiece or whitespace, got {kind!r}")
+    return FullTokenizer(vocab_file, do_lower_case=do_lower_case)

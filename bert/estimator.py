@@ -1,0 +1,144 @@
+"""Estimator construction: distribution strategy, XLA, checkpoints, and a progress line."""
+import dataclasses
+import json
+import os
+import shutil
+import time
+from typing import Optional
+
+import tensorflow as tf
+from absl import logging
+
+from bert.errors import UserInputError
+
+tf1 = tf.compat.v1
+DISTRIBUTIONS = ("none", "mirrored", "multi_worker")
+
+
+@dataclasses.dataclass
+class RunSettings:
+    model_dir: str
+    distribution: str = "none"  # none | mirrored (local devices) | multi_worker (from TF_CONFIG)
+    num_gpus: int = 0  # mirrored: GPUs to use (0: every visible GPU, or the CPU devices below)
+    cpu_devices: int = 1  # logical CPU devices in the session (2 lets tests mirror over CPUs)
+    use_xla: bool = False
+    save_checkpoints_steps: int = 1000
+    keep_checkpoint_max: int = 5
+    log_step_count_steps: int = 100
+    seed: Optional[int] = None
+
+
+def make_strategy(settings):
+    """The tf.distribute strategy for settings.distribution (None for "none")."""
+    if settings.distribution == "none":
+        return None
+    if settings.distribution == "mirrored":
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            count = settings.num_gpus or len(gpus)
+            if count > len(gpus):
+                raise UserInputError(f"--num_gpus={count} but only {len(gpus)} GPUs are visible")
+            devices = [f"/gpu:{i}" for i in range(count)]
+        else:
+            devices = [f"/cpu:{i}" for i in range(settings.cpu_devices)]
+        # Built in a graph: in eager mode the constructor would place tensors on every device, and
+        # the eager runtime has one CPU (device_count reaches only the Estimator's session).
+        with tf.Graph().as_default():
+            return tf.distribute.MirroredStrategy(devices=devices)
+    if settings.distribution == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise UserInputError("--distribution=multi_worker needs the TF_CONFIG environment variable "
+                                 "(cluster and task) on every worker")
+        return tf.distribute.experimental.MultiWorkerMirroredStrategy()
+    raise UserInputError(f"--distribution must be one of {DISTRIBUTIONS}, got {settings.distribution!r}")
+
+
+def is_chief():
+    """Whether this process is the chief of a TF_CONFIG cluster (True without TF_CONFIG).
+
+    The chief is the "chief" task, or worker 0 when the cluster names no chief. (With a multi-worker
+    strategy, Estimator's own RunConfig.is_chief is True in every process.)
+    """
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = config.get("task") or {}
+    if not task:
+        return True
+    if task.get("type") == "chief":
+        return True
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in config.get("cluster", {})
+
+
+def session_config(settings):
+    config = tf1.ConfigProto(device_count={"CPU": settings.cpu_devices}, allow_soft_placement=True)
+    if settings.use_xla:
+        config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
+    return config
+
+
+def num_replicas(settings):
+    strategy = make_strategy(settings)
+    return strategy.num_replicas_in_sync if strategy is not None else 1
+
+
+def build_estimator(model_fn, settings):
+    strategy = make_strategy(settings)
+    run_config = tf.estimator.RunConfig(
+        model_dir=settings.model_dir, tf_random_seed=settings.seed,
+        save_checkpoints_steps=settings.save_checkpoints_steps,
+        keep_checkpoint_max=settings.keep_checkpoint_max,
+        log_step_count_steps=settings.log_step_count_steps,
+        session_config=session_config(settings),
+        train_distribute=strategy)
+    return tf.estimator.Estimator(model_fn=model_fn, config=run_config)
+
+
+class ProgressHook(tf1.train.SessionRunHook):
+    """Logs `step 120/500  loss 0.4312  85.3 examples/s  1m23s left` every `every` steps."""
+
+    def __init__(self, loss, total_steps, examples_per_step, every=100):
+        self.loss = loss
+        self.total_steps = total_steps
+        self.examples_per_step = examples_per_step
+        self.every = max(int(every), 1)
+
+    def begin(self):
+        self.global_step = tf1.train.get_global_step()
+        self.last = None
+
+    def before_run(self, run_context):
+        return tf1.train.SessionRunArgs([self.global_step, self.loss])
+
+    def after_run(self, run_context, run_values):
+        step, loss = run_values.results
+        now = time.time()
+        if self.last is None:
+            self.last = (step, now)
+            return
+        if step - self.last[0] < self.every and step < self.total_steps:
+            return
+        steps, seconds = step - self.last[0], now - self.last[1]
+        rate = steps / seconds if seconds > 0 else 0.0
+        left = (self.total_steps - step) / rate if rate > 0 else 0.0
+        logging.info("step %d/%d  loss %.4f  %.1f examples/s  %dm%02ds left", step, self.total_steps, loss,
+                     rate * self.examples_per_step, left // 60, left % 60)
+        self.last = (step, now)
+
+
+def copy_checkpoint(checkpoint_path, destination, info):
+    """Copies one checkpoint (index + data shards) into `destination`, replacing it whole."""
+    parent = os.path.dirname(os.path.abspath(destination))
+    tmp = destination + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    base = os.path.basename(checkpoint_path)
+    folder = os.path.dirname(checkpoint_path)
+    for name in os.listdir(folder):
+        if name.startswith(base + ".index") or name.startswith(base + ".data-"):
+            shutil.copy2(os.path.join(folder, name), os.path.join(tmp, name))
+    with open(os.path.join(tmp, "checkpoint"), "w", encoding="utf-8") as writer:
+        writer.write(f'model_checkpoint_path: "{base}"\nall_model_checkpoint_paths: "{base}"\n')
+    with open(os.path.join(tmp, "best_eval.json"), "w", encoding="utf-8") as writer:
+        json.dump(info, writer, indent=2)
+    os.makedirs(parent, exist_ok=True)
+    shutil.rmtree(destination, ignore_errors=True)
+    os.replace(tmp, destination)

@@ -1,0 +1,160 @@
+"""The one input pipeline: text pairs to ids, features cached as TFRecord files, and input_fns.
+
+A cached file is named by a hash of everything that produced it (the examples' content, the vocab,
+lower-casing, max length, the processor and the task's labels), so a stale cache is never read. It is
+written under a temporary name and renamed when complete, and its example count is kept beside it
+in a small JSON file written last: a file without that JSON is never trusted.
+"""
+import hashlib
+import json
+import multiprocessing
+import os
+
+import tensorflow as tf
+from absl import logging
+
+from bert import files
+
+# Below this many examples, converting in one process beats starting workers.
+PARALLEL_MIN_EXAMPLES = 20000
+CACHE_FORMAT = 1  # bump when the feature layout changes
+
+
+def truncate_pair(tokens_a, tokens_b, max_length):
+    """Trims the longer of the two token lists, one token at a time, until both fit in max_length."""
+    while len(tokens_a) + len(tokens_b) > max_length:
+        (tokens_a if len(tokens_a) > len(tokens_b) else tokens_b).pop()
+
+
+def encode_text_pair(tokenizer, text_a, text_b, max_seq_length):
+    """[CLS] a [SEP] (b [SEP]) as (input_ids, input_mask, segment_ids), each padded to max_seq_length."""
+    tokens_a = tokenizer.tokenize(text_a)
+    tokens_b = tokenizer.tokenize(text_b) if text_b else []
+    if text_b:
+        truncate_pair(tokens_a, tokens_b, max_seq_length - 3)
+    else:
+        tokens_a = tokens_a[:max_seq_length - 2]
+    tokens = ["[CLS]"] + tokens_a + ["[SEP]"]
+    segment_ids = [0] * len(tokens)
+    if text_b:
+        tokens += tokens_b + ["[SEP]"]
+        segment_ids += [1] * (len(tokens_b) + 1)
+    input_ids = tokenizer.convert_tokens_to_ids(tokens)
+    padding = max_seq_length - len(input_ids)
+    return input_ids + [0] * padding, [1] * len(input_ids) + [0] * padding, segment_ids + [0] * padding
+
+
+def file_digest(path, _memo={}):
+    """sha256 of a file's content, remembered per (path, size, mtime) for this process."""
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _memo:
+        digest = hashlib.sha256()
+        with open(path, "rb") as reader:
+            for block in iter(lambda: reader.read(1 << 20), b""):
+                digest.update(block)
+        _memo[key] = digest.hexdigest()
+    return _memo[key]
+
+
+def examples_digest(examples):
+    """sha256 over every example's guid, texts and label."""
+    digest = hashlib.sha256()
+    for example in examples:
+        digest.update(json.dumps([example.guid, example.text_a, example.text_b, example.label],
+                                 ensure_ascii=False).encode("utf-8"))
+    return digest.hexdigest()
+
+
+_WORK = None  # (function, items) shared with forked workers
+
+
+def _convert_slice(bounds):
+    function, items = _WORK
+    return [function(item) for item in items[bounds[0]:bounds[1]]]
+
+
+def map_parallel(function, items, num_workers=None):
+    """[function(x) for x in items], over forked worker processes when the list is long."""
+    num_workers = num_workers or os.cpu_count() or 1
+    if num_workers <= 1 or len(items) < PARALLEL_MIN_EXAMPLES:
+        return [function(item) for item in items]
+    global _WORK
+    _WORK = (function, items)
+    size = -(-len(items) // (num_workers * 4))
+    bounds = [(start, start + size) for start in range(0, len(items), size)]
+    try:
+        with multiprocessing.get_context("fork").Pool(num_workers) as pool:
+            return [row for chunk in pool.map(_convert_slice, bounds) for row in chunk]
+    finally:
+        _WORK = None
+
+
+def _to_example(features):
+    return tf.train.Example(features=tf.train.Features(feature={
+        name: tf.train.Feature(int64_list=tf.train.Int64List(value=values if isinstance(values, list) else [values]))
+        for name, values in features.items()})).SerializeToString()
+
+
+def cached_tfrecord(cache_dir, name, key, examples, convert, num_workers=None):
+    """Converts examples with `convert` (example -> {feature: int or [int]}) into a cached TFRecord.
+
+    key: a JSON-able description of everything that shapes the features (vocab digest, lengths,
+    labels, ...); the examples' own content is added to it here. Returns (path, number of records).
+    """
+    full_key = dict(key, examples=examples_digest(examples), format=CACHE_FORMAT)
+    digest = hashlib.sha256(json.dumps(full_key, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    path = os.path.join(cache_dir, f"{name}.{digest}.tf_record")
+    meta_path = path + ".json"
+    if os.path.exists(path) and os.path.exists(meta_path):
+        with open(meta_path, encoding="utf-8") as reader:
+            count = json.load(reader)["count"]
+        logging.info("reusing %s (%d records)", path, count)
+        return path, count
+
+    rows = map_parallel(convert, examples, num_workers)
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for row in rows:
+                writer.write(_to_example(row))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    files.write_text_atomic(meta_path, json.dumps({"count": len(rows), "key": full_key}, indent=1))
+    logging.info("wrote %s (%d records)", path, len(rows))
+    return path, len(rows)
+
+
+def int_feature_spec(shapes):
+    """{name: shape} -> {name: tf.io.FixedLenFeature(shape, tf.int64)}."""
+    return {name: tf.io.FixedLenFeature(shape, tf.int64) for name, shape in shapes.items()}
+
+
+def tfrecord_input_fn_builder(paths, feature_spec, batch_size, is_training, drop_remainder=False,
+                              shuffle_buffer=10000, seed=None):
+    """An Estimator input_fn reading `paths`: int64 features become int32; batches of batch_size.
+
+    When training, the data repeat and (unless shuffle_buffer is 0) are shuffled. Under a distribution strategy the batch size is
+    per replica, and each worker reads its own shard of the records.
+    """
+    def input_fn(params=None, input_context=None):
+        del params
+        dataset = tf.data.TFRecordDataset(paths)
+        if input_context is not None and input_context.num_input_pipelines > 1:
+            dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        if is_training:
+            if shuffle_buffer:
+                dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+            dataset = dataset.repeat()
+
+        def parse(record):
+            parsed = tf.io.parse_single_example(record, feature_spec)
+            return {name: tf.cast(value, tf.int32) for name, value in parsed.items()}
+
+        dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+    return input_fn

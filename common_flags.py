@@ -1,0 +1,103 @@
+"""Flags shared by the training scripts, and their translation into the library's config objects.
+
+The library (bert/) reads no flags: scripts call these functions and pass the results on.
+"""
+import math
+import os
+
+from absl import flags
+
+from bert import estimator, modeling, optimization, tokenization
+from bert.errors import UserInputError
+
+FLAGS = flags.FLAGS
+
+# google-research/bert's names.
+flags.DEFINE_string("bert_config_file", None, "bert_config.json of the pretrained model.")
+flags.DEFINE_string("vocab_file", None, "vocab.txt the model was trained with.")
+flags.DEFINE_string("init_checkpoint", None, "Checkpoint (prefix or folder) to start from.")
+flags.DEFINE_string("output_dir", None, "Where checkpoints, caches and results go.")
+flags.DEFINE_bool("do_lower_case", True, "Lower-case and strip accents (True for uncased models).")
+flags.DEFINE_integer("max_seq_length", 128, "Tokens per example, [CLS] and [SEP] included.")
+flags.DEFINE_bool("do_train", False, "Train.")
+flags.DEFINE_bool("do_eval", False, "Evaluate on the dev set.")
+flags.DEFINE_bool("do_predict", False, "Predict the test set.")
+flags.DEFINE_integer("train_batch_size", 32, "Examples per optimizer update, over all devices.")
+flags.DEFINE_integer("eval_batch_size", 8, "Examples per evaluation batch.")
+flags.DEFINE_integer("predict_batch_size", 8, "Examples per prediction batch.")
+flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate for AdamW.")
+flags.DEFINE_float("num_train_epochs", 3.0, "Passes over the training data.")
+flags.DEFINE_float("warmup_proportion", 0.1, "Share of training spent warming the learning rate up.")
+flags.DEFINE_integer("save_checkpoints_steps", 1000, "Save a checkpoint every this many steps.")
+# Additions.
+flags.DEFINE_string("spm_model_file", None, "A SentencePiece model to tokenize with instead of vocab_file.")
+flags.DEFINE_enum("tokenizer", "wordpiece", ["wordpiece", "whitespace"], "How vocab_file is applied.")
+flags.DEFINE_enum("precision", "fp32", ["fp32", "fp16", "bf16"],
+                  "Compute precision; fp16 uses dynamic loss scaling. Variables stay float32.")
+flags.DEFINE_enum("distribution", "none", list(estimator.DISTRIBUTIONS),
+                  "mirrored: all local GPUs (or CPU devices); multi_worker: machines listed in TF_CONFIG.")
+flags.DEFINE_integer("num_gpus", 0, "mirrored: how many GPUs (0: all visible).")
+flags.DEFINE_integer("cpu_devices", 1, "Logical CPU devices (mirrored on a machine without GPUs).")
+flags.DEFINE_bool("use_xla", False, "Compile with XLA.")
+flags.DEFINE_integer("gradient_accumulation_steps", 1, "Micro-batches per optimizer update.")
+flags.DEFINE_float("weight_decay", 0.01, "AdamW decoupled weight decay (none on LayerNorm and biases).")
+flags.DEFINE_integer("seed", 12345, "Random seed for initialisation, dropout and shuffling.")
+flags.DEFINE_string("cache_dir", None, "Where cached TFRecord features go (default: output_dir/cache).")
+flags.DEFINE_integer("keep_checkpoint_max", 3, "Checkpoints kept in output_dir.")
+
+
+def require(*names):
+    missing = [f"--{name}" for name in names if getattr(FLAGS, name) in (None, "")]
+    if missing:
+        raise UserInputError("missing required flag(s): " + ", ".join(missing))
+
+
+def bert_config():
+    config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
+    if FLAGS.max_seq_length > config.max_position_embeddings:
+        raise UserInputError(f"--max_seq_length={FLAGS.max_seq_length} is above max_position_embeddings "
+                             f"{config.max_position_embeddings} in {FLAGS.bert_config_file}")
+    if FLAGS.max_seq_length < 3:
+        raise UserInputError("--max_seq_length must be at least 3 ([CLS], a token, [SEP])")
+    return config
+
+
+def tokenizer():
+    tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
+    return tokenization.create_tokenizer(FLAGS.vocab_file, FLAGS.spm_model_file, FLAGS.do_lower_case,
+                                         FLAGS.tokenizer)
+
+
+def vocab_digest():
+    from bert import input_pipeline
+    return input_pipeline.file_digest(FLAGS.spm_model_file or FLAGS.vocab_file)
+
+
+def run_settings():
+    return estimator.RunSettings(
+        model_dir=FLAGS.output_dir, distribution=FLAGS.distribution, num_gpus=FLAGS.num_gpus,
+        cpu_devices=FLAGS.cpu_devices, use_xla=FLAGS.use_xla, save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+        keep_checkpoint_max=FLAGS.keep_checkpoint_max, seed=FLAGS.seed)
+
+
+def cache_dir():
+    return FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "cache")
+
+
+def per_replica_batch(global_batch, replicas):
+    """The micro-batch each device sees: global batch / (replicas * accumulation steps)."""
+    parts = replicas * FLAGS.gradient_accumulation_steps
+    if global_batch % parts:
+        raise UserInputError(f"--train_batch_size={global_batch} is not divisible by {replicas} replica(s) x "
+                             f"{FLAGS.gradient_accumulation_steps} accumulation step(s)")
+    return global_batch // parts
+
+
+def optimizer_config(num_examples):
+    """OptimizerConfig for num_train_epochs over num_examples at train_batch_size per update."""
+    steps = max(int(math.ceil(num_examples * FLAGS.num_train_epochs / FLAGS.train_batch_size)), 1)
+    return optimization.OptimizerConfig(
+        learning_rate=FLAGS.learning_rate, num_train_steps=steps,
+        num_warmup_steps=int(steps * FLAGS.warmup_proportion), weight_decay_rate=FLAGS.weight_decay,
+        gradient_accumulation_steps=FLAGS.gradient_accumulation_steps,
+        dynamic_loss_scale=FLAGS.precision == "fp16")
