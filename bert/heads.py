@@ -91,3 +91,36 @@ def sentence_embedding(model, input_mask, pooling="pooled"):
         weights = tf.cast(input_mask, tf.float32)[:, :, tf.newaxis]  # [batch, seq, 1]
         return tf.reduce_sum(sequence * weights, axis=1) / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
     raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+
+
+DISTANCES = ("euclidean", "cosine")
+
+
+def prototypes_from_support(embeddings, labels, num_classes):
+    """Class means: embeddings [n, hidden], labels int [n] in [0, num_classes) -> [num_classes, hidden]."""
+    sums = tf.math.unsorted_segment_sum(embeddings, labels, num_classes)
+    counts = tf.math.unsorted_segment_sum(tf.ones_like(labels, tf.float32), labels, num_classes)
+    return sums / tf.maximum(counts, 1.0)[:, tf.newaxis]
+
+
+def prototypical_logits(queries, prototypes, distance="euclidean"):
+    """queries [q, hidden], prototypes [n, hidden] -> logits [q, n].
+
+    euclidean: minus the squared Euclidean distance (prototypical networks);
+    cosine: a learnable scale (variable prototypical/cosine_scale, starting at 10) times the cosine.
+    """
+    if distance == "euclidean":
+        return -squared_distances(queries, prototypes)
+    if distance == "cosine":
+        with tf1.variable_scope("prototypical"):
+            scale = tf1.get_variable("cosine_scale", [], initializer=tf1.constant_initializer(10.0))
+        cosine = tf.matmul(tf.math.l2_normalize(queries, -1), tf.math.l2_normalize(prototypes, -1), transpose_b=True)
+        return scale * cosine
+    raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+
+
+def squared_distances(a, b):
+    """a [m, hidden], b [n, hidden] -> [m, n] squared Euclidean distances."""
+    a2 = tf.reduce_sum(tf.square(a), -1)[:, tf.newaxis]
+    b2 = tf.reduce_sum(tf.square(b), -1)[tf.newaxis, :]
+    return tf.maximum(a2 - 2.0 * tf.matmul(a, b, transpose_b=True) + b2, 0.0)

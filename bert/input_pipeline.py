@@ -10,6 +10,7 @@ import json
 import multiprocessing
 import os
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -156,5 +157,84 @@ def tfrecord_input_fn_builder(paths, feature_spec, batch_size, is_training, drop
 
         dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
         return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+    return input_fn
+
+
+def read_tfrecord_arrays(path, feature_spec):
+    """Every record of a features file as numpy: {name: int32 array [records, ...]} (eager mode)."""
+    def parse(record):
+        return {name: tf.cast(value, tf.int32) for name, value in
+                tf.io.parse_single_example(record, feature_spec).items()}
+
+    chunks = list(tf.data.TFRecordDataset(path).map(parse).batch(4096).as_numpy_iterator())
+    return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in feature_spec}
+
+
+class EpisodeSampler:
+    """N-way K-shot episodes: N distinct classes, K support and Q query rows each, none shared.
+
+    rows_by_class: {class: array of row indices}, every class with at least K + Q rows.
+    sample() -> (rows [N*(K+Q)]: the N*K support rows class by class, then the N*Q query rows;
+                 episode_labels [N*(K+Q)]: 0..N-1; is_query [N*(K+Q)]: 0 support / 1 query; classes [N]).
+    """
+
+    def __init__(self, rows_by_class, n_way, k_shot, q_query, seed):
+        self.classes = sorted(rows_by_class)
+        self.rows = [np.asarray(rows_by_class[c]) for c in self.classes]
+        if len(self.classes) < n_way:
+            raise ValueError(f"{n_way}-way episodes need {n_way} classes, only {len(self.classes)} given")
+        short = [c for c, rows in zip(self.classes, self.rows) if len(rows) < k_shot + q_query]
+        if short:
+            raise ValueError(f"classes with fewer than {k_shot + q_query} examples: {short}")
+        self.n_way, self.k_shot, self.q_query = n_way, k_shot, q_query
+        self.rng = np.random.RandomState(seed)
+        self.episode_labels = np.concatenate([np.repeat(np.arange(n_way), k_shot),
+                                              np.repeat(np.arange(n_way), q_query)]).astype(np.int32)
+        self.is_query = np.concatenate([np.zeros(n_way * k_shot), np.ones(n_way * q_query)]).astype(np.int32)
+
+    def sample(self):
+        chosen = self.rng.choice(len(self.classes), self.n_way, replace=False)
+        support, query = [], []
+        for index in chosen:
+            picked = self.rng.choice(self.rows[index], self.k_shot + self.q_query, replace=False)
+            support.append(picked[:self.k_shot])
+            query.append(picked[self.k_shot:])
+        rows = np.concatenate(support + query)
+        return rows, self.episode_labels, self.is_query, [self.classes[i] for i in chosen]
+
+
+def episodic_input_fn_builder(arrays, rows_by_class, n_way, k_shot, q_query, seed):
+    """An Estimator input_fn whose every batch is one episode drawn from `arrays` (numpy features).
+
+    Each worker (input pipeline) draws its own reproducible stream: seed + pipeline id.
+    """
+    size = n_way * (k_shot + q_query)
+    names = [name for name in arrays if name != "label_ids"]
+
+    def input_fn(params=None, input_context=None):
+        del params
+        stream_seed = seed + (input_context.input_pipeline_id if input_context is not None else 0)
+
+        def episodes():
+            sampler = EpisodeSampler(rows_by_class, n_way, k_shot, q_query, stream_seed)
+            while True:
+                rows, labels, is_query, _ = sampler.sample()
+                episode = {name: arrays[name][rows] for name in names}
+                episode.update(episode_labels=labels, is_query=is_query)
+                yield episode
+
+        signature = {name: tf.TensorSpec([size] + list(arrays[name].shape[1:]), tf.int32) for name in names}
+        signature.update(episode_labels=tf.TensorSpec([size], tf.int32), is_query=tf.TensorSpec([size], tf.int32))
+        return tf.data.Dataset.from_generator(episodes, output_signature=signature).prefetch(2)
+
+    return input_fn
+
+
+def array_input_fn_builder(arrays, batch_size):
+    """An input_fn over in-memory numpy features, in order, once (for prediction)."""
+    def input_fn(params=None):
+        del params
+        return tf.data.Dataset.from_tensor_slices(dict(arrays)).batch(batch_size)
 
     return input_fn

@@ -216,7 +216,8 @@ class BertModel:
         if token_type_ids is None:
             token_type_ids = tf.zeros([batch_size, seq_length], dtype=tf.int32)
 
-        with tf1.variable_scope(scope, default_name="bert"):
+        # A named scope (not default_name) so that a second model under reuse=True shares "bert/...".
+        with tf1.variable_scope(scope or "bert"):
             with tf1.variable_scope("embeddings"):
                 self.embedding_table = tf1.get_variable(
                     "word_embeddings", [config.vocab_size, config.hidden_size],

@@ -158,3 +158,58 @@ class ClassificationTask(Task):
         if len(self.labels) == 2 and not self.multi_label:
             report["f1"] = float(f1[1])  # the positive class, as GLUE reports MRPC
         return report
+
+
+class FewShotTask(Task):
+    """Prototypical networks: each batch is an episode of support and query sentences.
+
+    Features per sentence: the encoder inputs, `label_ids` (its class among all classes, used to
+    group examples), and, in training/evaluation episodes, `episode_labels` (class index within the
+    episode) and `is_query` (1 for a query, 0 for a support sentence). Prototypes are the support
+    embeddings' class means; queries are classified by distance to them. Predicting returns the
+    sentence embedding, so evaluation and prediction run on embeddings computed once.
+    """
+
+    name = "fewshot"
+
+    def __init__(self, labels, tokenizer, max_seq_length, pooling="mean", distance="euclidean"):
+        self.labels = list(labels)
+        self.label_to_id = {label: index for index, label in enumerate(self.labels)}
+        self.tokenizer = tokenizer
+        self.max_seq_length = max_seq_length
+        self.pooling = pooling
+        self.distance = distance
+
+    def feature_shapes(self):
+        seq = [self.max_seq_length]
+        return {"input_ids": seq, "input_mask": seq, "segment_ids": seq, "label_ids": []}
+
+    def cache_key(self):
+        return {"task": self.name, "labels": self.labels, "max_seq_length": self.max_seq_length}
+
+    def convert(self, example):
+        input_ids, input_mask, segment_ids = input_pipeline.encode_text_pair(
+            self.tokenizer, example.text_a, example.text_b, self.max_seq_length)
+        label_id = self.label_to_id[example.label] if example.label is not None else 0
+        return {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids,
+                "label_ids": label_id}
+
+    def build(self, model, features, mode):
+        embedding = heads.sentence_embedding(model, features["input_mask"], self.pooling)  # [batch, hidden]
+        if mode == tf.estimator.ModeKeys.PREDICT:
+            return TaskOutputs(None, {"embedding": embedding}, {})
+        labels = features["episode_labels"]
+        is_query = tf.cast(features["is_query"], tf.bool)
+        num_classes = tf.reduce_max(labels) + 1
+        prototypes = heads.prototypes_from_support(tf.boolean_mask(embedding, ~is_query),
+                                                   tf.boolean_mask(labels, ~is_query), num_classes)
+        query_labels = tf.boolean_mask(labels, is_query)
+        logits = heads.prototypical_logits(tf.boolean_mask(embedding, is_query), prototypes, self.distance)
+        per_query = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=query_labels, logits=logits)
+        loss = tf.reduce_mean(per_query)
+        metrics = {}
+        if mode == tf.estimator.ModeKeys.EVAL:
+            predicted = tf.argmax(logits, -1, output_type=tf.int32)
+            metrics = {"accuracy": tf1.metrics.accuracy(query_labels, predicted),
+                       "eval_loss": tf1.metrics.mean(per_query)}
+        return TaskOutputs(loss, {}, metrics)

@@ -15,6 +15,7 @@ from processors.labels import (LABEL_MAP_FILE, check_labels, labels_from_example
                                resolve_labels, save_label_map)
 from processors.registry import (get_processor, import_processor_module, register_processor,
                                  registered_processors)
+from processors.fewshot_files import read_text_label_file, read_text_lines
 from processors import builtin  # noqa: F401  (registers the built-in processors)
 from processors.builtin import (ColaProcessor, CsvProcessor, JsonLinesProcessor, MnliProcessor,
                                 MrpcProcessor, TsvProcessor, XnliProcessor)
@@ -23,7 +24,7 @@ __all__ = [
     "InputExample", "ProcessorOptions", "DataProcessor",
     "register_processor", "get_processor", "registered_processors", "import_processor_module",
     "labels_from_examples", "save_label_map", "load_label_map", "resolve_labels", "check_labels",
-    "LABEL_MAP_FILE",
+    "LABEL_MAP_FILE", "read_text_label_file", "read_text_lines",
     "TsvProcessor", "CsvProcessor", "JsonLinesProcessor", "MrpcProcessor", "ColaProcessor",
     "MnliProcessor", "XnliProcessor",
 ]

@@ -1,0 +1,32 @@
+"""The few-shot formats: `text<TAB>label` lines (all classes in one file) and one-text-a-line files."""
+from typing import List
+
+from bert.errors import UserInputError
+from processors.base import InputExample
+from processors.readers import TSV, numbered_lines, read_rows, read_text
+
+
+def read_text_label_file(path, split="data") -> List[InputExample]:
+    """`text<TAB>label` per line, no header; blank lines skipped."""
+    examples = []
+    for line, fields in read_rows(path, TSV):
+        if len(fields) != 2:
+            raise UserInputError(f"{path}:{line}: expected 2 tab-separated columns (text, label), found {len(fields)}")
+        text, label = fields[0].strip(), fields[1].strip()
+        if not text:
+            raise UserInputError(f"{path}:{line}: empty text")
+        if not label:
+            raise UserInputError(f"{path}:{line}: empty label")
+        examples.append(InputExample(f"{split}-{len(examples)}", text, None, label, f"{path}:{line}"))
+    if not examples:
+        raise UserInputError(f"{path}: no examples in the file")
+    return examples
+
+
+def read_text_lines(path, split="predict") -> List[InputExample]:
+    """One text per line (blank lines skipped), unlabelled."""
+    examples = [InputExample(f"{split}-{index}", text.strip(), None, None, f"{path}:{line}")
+                for index, (line, text) in enumerate((n, t) for n, t in numbered_lines(read_text(path)) if t.strip())]
+    if not examples:
+        raise UserInputError(f"{path}: no texts in the file")
+    return examples

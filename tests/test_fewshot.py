@@ -1,0 +1,223 @@
+"""Few-shot: the episode sampler, the prototypical head, the class split, evaluation, run_fewshot.main()."""
+import json
+import random
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl import flags
+
+import run_fewshot
+from bert import fewshot, input_pipeline, tasks
+from bert.errors import UserInputError
+from conftest import run_in_graph, tiny_config
+
+FLAGS = flags.FLAGS
+tf1 = tf.compat.v1
+
+
+def test_episode_sampler_invariants():
+    rows = {c: np.arange(c * 10, c * 10 + 10) for c in range(7)}  # class c owns rows 10c..10c+9
+    sampler = input_pipeline.EpisodeSampler(rows, n_way=4, k_shot=2, q_query=3, seed=5)
+    seen_classes = set()
+    for _ in range(50):
+        chosen, labels, is_query, classes = sampler.sample()
+        assert len(chosen) == 4 * 5 and len(set(chosen)) == 20  # no row twice: support and query disjoint
+        assert len(set(classes)) == 4
+        assert list(labels[:8]) == [0, 0, 1, 1, 2, 2, 3, 3] and list(labels[8:]) == [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3
+        assert list(is_query) == [0] * 8 + [1] * 12
+        for row, label in zip(chosen, labels):
+            assert row // 10 == classes[label]  # every row belongs to its episode class
+        seen_classes.update(classes)
+    assert seen_classes == set(range(7))
+    again = input_pipeline.EpisodeSampler(rows, 4, 2, 3, seed=5)
+    other = input_pipeline.EpisodeSampler(rows, 4, 2, 3, seed=6)
+    first = [input_pipeline.EpisodeSampler(rows, 4, 2, 3, seed=5).sample()[0] for _ in range(1)][0]
+    np.testing.assert_array_equal(again.sample()[0], first)
+    assert not np.array_equal(other.sample()[0], first)
+    with pytest.raises(ValueError, match="8-way episodes need 8 classes"):
+        input_pipeline.EpisodeSampler(rows, 8, 1, 1, seed=0)
+    with pytest.raises(ValueError, match="fewer than 11 examples"):
+        input_pipeline.EpisodeSampler(rows, 2, 5, 6, seed=0)
+
+
+class FixedEmbeddingModel:
+    """Stands in for BertModel: its 'sequence output' is given, so the head sees known embeddings."""
+
+    def __init__(self, sequence):
+        self.sequence = sequence
+
+    def get_sequence_output(self):
+        return self.sequence
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "cosine"])
+def test_prototypical_loss_matches_numpy(distance):
+    rng = np.random.RandomState(0)
+    n, k, q, hidden = 3, 2, 2, 4
+    embeddings = rng.randn(n * (k + q), hidden).astype(np.float32)
+    labels = np.array([0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2], np.int32)
+    is_query = np.array([0] * 6 + [1] * 6, np.int32)
+    task = tasks.FewShotTask(["a", "b", "c"], None, 1, pooling="cls", distance=distance)
+
+    def build():
+        features = {"input_mask": tf.ones([12, 1], tf.int32), "episode_labels": tf.constant(labels),
+                    "is_query": tf.constant(is_query)}
+        model = FixedEmbeddingModel(tf.constant(embeddings[:, None, :]))
+        return task.build(model, features, tf.estimator.ModeKeys.TRAIN).loss
+
+    loss = run_in_graph(build)
+    support, query = embeddings[:6], embeddings[6:]
+    prototypes = np.stack([support[labels[:6] == c].mean(0) for c in range(3)])
+    if distance == "euclidean":
+        logits = -np.array([[np.sum((x - p) ** 2) for p in prototypes] for x in query])
+    else:
+        logits = 10.0 * np.array([[x @ p / np.linalg.norm(x) / np.linalg.norm(p) for p in prototypes] for x in query])
+    log_probs = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    expected = -np.mean(log_probs[np.arange(6), labels[6:]])
+    assert loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_class_split_is_disjoint_complete_and_seeded():
+    classes = [f"c{i}" for i in range(20)]
+    split = fewshot.split_classes(classes, test_ratio=0.3, val_ratio=0.1, seed=1)
+    parts = [set(split[k]) for k in ("train_classes", "val_classes", "test_classes")]
+    assert [len(p) for p in parts] == [12, 2, 6]
+    assert set.union(*parts) == set(classes) and sum(map(len, parts)) == 20
+    assert fewshot.split_classes(classes, 0.3, 0.1, seed=1) == split
+    assert fewshot.split_classes(classes, 0.3, 0.1, seed=2) != split
+    with pytest.raises(UserInputError, match="cannot split 3 classes"):
+        fewshot.split_classes(classes[:3], 0.9, 0.3)
+
+
+def test_small_classes_are_named_and_left_out():
+    rows = {0: np.arange(3), 1: np.arange(10), 2: np.arange(10), 3: np.arange(1)}
+    labels = ["tiny", "big", "large", "single"]
+    kept, message = fewshot.keep_classes_with(rows, 4, 2, labels, "training")
+    assert sorted(kept) == [1, 2]
+    assert "2 class(es) have fewer than 4 examples" in message and "single (1), tiny (3)" in message
+    with pytest.raises(UserInputError, match="3-way episodes need 3 classes with at least 4 examples"):
+        fewshot.keep_classes_with(rows, 4, 3, labels, "training")
+
+
+def test_evaluation_on_embeddings():
+    rng = np.random.RandomState(1)
+    centers = rng.randn(6, 8) * 10
+    label_ids = np.repeat(np.arange(6), 20)
+    separated = centers[label_ids] + rng.randn(120, 8) * 0.1
+    rows = fewshot.rows_by_class(label_ids, range(6))
+    result = fewshot.evaluate_on_embeddings(separated, rows, 5, 1, 5, episodes=200, seed=0)
+    assert result["accuracy"] == 1.0 and result["ci95"] == 0.0 and result["episodes"] == 200
+    noise = rng.randn(120, 8)
+    chance = fewshot.evaluate_on_embeddings(noise, rows, 5, 1, 5, episodes=400, seed=0)
+    assert abs(chance["accuracy"] - 0.2) < 3 * chance["ci95"] + 0.02
+    summary = fewshot.summarize([1.0, 0.0, 1.0, 0.0], seconds=2.0)
+    assert summary["accuracy"] == 0.5 and summary["episodes_per_second"] == 2.0
+    assert summary["ci95"] == pytest.approx(1.96 * np.std([1, 0, 1, 0], ddof=1) / 2)
+    assert fewshot.parse_setting("10w5s") == (10, 5)
+    with pytest.raises(UserInputError, match="not of the form"):
+        fewshot.parse_setting("5x1s")
+
+
+# Each class has its own words; every sentence also carries three noise words shared by all classes.
+# A random encoder is distracted by the noise; meta-training can learn to ignore it, which carries
+# over to held-out classes (their own words are never seen in training).
+TOPICS = {f"topic{i}": [f"w{i}a", f"w{i}b", f"w{i}c"] for i in range(8)}
+NOISE = [f"n{i}" for i in range(12)]
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "about", "this", "is"] + sum(TOPICS.values(), []) + NOISE
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tiny_config(vocab_size=len(vocab)).to_json_file(str(tmp_path / "bert_config.json"))
+    return tmp_path
+
+
+def write_data(path, per_class=12, seed=0, topics=TOPICS):
+    rng = random.Random(seed)
+    lines = [f"this is about {rng.choice(words)} {' '.join(rng.sample(NOISE, 3))}\t{topic}"
+             for topic, words in topics.items() for _ in range(per_class)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run(tiny_model, output_dir, **overrides):
+    args = dict(bert_config_file=tiny_model / "bert_config.json", vocab_file=tiny_model / "vocab.txt",
+                output_dir=output_dir, max_seq_length=12, n_way=3, k_shot=2, q_query=2, train_episodes=30,
+                learning_rate=1e-3, eval_settings="3w1s,3w2s", eval_q_query=4, eval_episodes=50, predict_batch_size=16)
+    args.update(overrides)
+    FLAGS.unparse_flags()
+    FLAGS(["run_fewshot"] + [f"--{k}={v}" for k, v in args.items()])
+    run_fewshot.main([])
+
+
+def test_train_evaluate_predict_end_to_end(tmp_path, tiny_model):
+    data = write_data(tmp_path / "topics.tsv")
+    (tmp_path / "support.tsv").write_text("this is about w0a\tzero\nthis is about w0b\tzero\n"
+                                          "this is about w5a\tfive\nthis is about w5c\tfive\n")
+    (tmp_path / "texts.txt").write_text("this is about w0c\n\nthis is about w5b\n")
+    out = tmp_path / "out"
+    run(tiny_model, out, do_train=True, do_eval=True, do_predict=True, data_file=data, test_class_ratio=0.375,
+        support_file=tmp_path / "support.tsv", predict_file=tmp_path / "texts.txt", baseline="finetune",
+        baseline_episodes=2, baseline_steps=2)
+    split = json.loads((out / "class_split.json").read_text())
+    assert len(split["test_classes"]) == 3 and len(split["train_classes"]) == 5
+    assert not set(split["test_classes"]) & set(split["train_classes"])
+    results = json.loads((out / "fewshot_results.json").read_text())
+    for setting in ("3w1s", "3w2s"):
+        assert set(results[setting]) >= {"accuracy", "ci95", "episodes"} and results[setting]["episodes"] == 50
+        assert 0 <= results[setting]["accuracy"] <= 1
+    assert set(results["rows"]) == {"meta-trained", "random init", "fine-tuning"}
+    assert results["rows"]["fine-tuning"]["3w1s"]["episodes"] == 2
+    assert results["training"]["episodes"] == 30
+    # Meta-training learns to look past the shared noise words: it must beat a random encoder on
+    # the held-out topics.
+    assert results["rows"]["meta-trained"]["3w2s"]["accuracy"] > results["rows"]["random init"]["3w2s"]["accuracy"]
+    assert "| meta-trained |" in (out / "fewshot_results.md").read_text()
+    lines = (out / "predictions.tsv").read_text().splitlines()
+    assert lines[0].split("\t") == ["text", "label", "probability", "distance:five", "distance:zero"]
+    assert [line.split("\t")[0] for line in lines[1:]] == ["this is about w0c", "this is about w5b"]
+    assert all(0 <= float(line.split("\t")[2]) <= 1 for line in lines[1:])
+
+
+def test_prediction_straight_from_a_pretrained_checkpoint(tmp_path, tiny_model):
+    # A "pretrained" checkpoint: the output of a short meta-training run in another folder.
+    data = write_data(tmp_path / "topics.tsv")
+    run(tiny_model, tmp_path / "pretrained", do_train=True, data_file=data, train_episodes=5)
+    (tmp_path / "support.tsv").write_text("this is about w1a\tone\nthis is about w2a\ttwo\n")
+    (tmp_path / "texts.txt").write_text("this is about w1b\n")
+    run(tiny_model, tmp_path / "out", do_predict=True, init_checkpoint=tmp_path / "pretrained",
+        support_file=tmp_path / "support.tsv", predict_file=tmp_path / "texts.txt")
+    rows = (tmp_path / "out" / "predictions.tsv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].split("\t")[1] in {"one", "two"}
+
+
+def test_bad_inputs(tmp_path, tiny_model):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("this is about w0a\ttopic0\nthis is about w0b topic0\n")
+    with pytest.raises(UserInputError, match=r"bad.tsv:2: expected 2 tab-separated columns"):
+        run(tiny_model, tmp_path / "o1", do_train=True, data_file=bad)
+    # Only two classes have enough examples for 3-way training episodes.
+    few = {"topic0": TOPICS["topic0"], "topic1": TOPICS["topic1"], "topic2": TOPICS["topic2"],
+           "topic3": TOPICS["topic3"]}
+    small = write_data(tmp_path / "small.tsv", per_class=3, topics=few)
+    with open(small, "a") as writer:
+        writer.write("".join(f"this is about w0a w0b\ttopic0\nthis is about w1a\ttopic1\n" for _ in range(3)))
+    with pytest.raises(UserInputError, match=r"meta-training: 3-way episodes need 3 classes with at least 4 "
+                                             r"examples each, but only 2 have that many"):
+        run(tiny_model, tmp_path / "o2", do_train=True, data_file=small, class_split_file=write_json(
+            tmp_path / "split.json", {"train_classes": list(few), "test_classes": []}))
+    train = write_data(tmp_path / "train.tsv", topics={k: TOPICS[k] for k in ("topic0", "topic1", "topic2")})
+    evaluation = write_data(tmp_path / "eval.tsv", topics={k: TOPICS[k] for k in ("topic2", "topic3", "topic4")})
+    with pytest.raises(UserInputError, match=r"the train and test files share classes \['topic2'\]"):
+        run(tiny_model, tmp_path / "o3", do_train=True, train_file=train, eval_file=evaluation)
+    with pytest.raises(UserInputError, match="not of the form"):
+        run(tiny_model, tmp_path / "o4", do_eval=True, data_file=train, eval_settings="3way")
+    with pytest.raises(UserInputError, match="--do_predict needs --support_file and --predict_file"):
+        run(tiny_model, tmp_path / "o5", do_predict=True)
+
+
+def write_json(path, value):
+    path.write_text(json.dumps(value))
+    return path
