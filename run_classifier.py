@@ -18,7 +18,7 @@ from absl import flags, logging
 
 import common_flags
 import processors
-from bert import estimator, input_pipeline, model_fn, tasks
+from bert import estimator, files, input_pipeline, model_fn, tasks
 from bert.errors import UserInputError, run_main
 
 FLAGS = flags.FLAGS
@@ -52,13 +52,9 @@ def features_file(task, examples, split):
 
 def write_eval_results(report, name="eval_results"):
     path = os.path.join(FLAGS.output_dir, name)
-    with open(path + ".json.tmp", "w", encoding="utf-8") as writer:
-        json.dump(report, writer, indent=2, ensure_ascii=False)
-    os.replace(path + ".json.tmp", path + ".json")
+    files.write_text_atomic(path + ".json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     scalars = {k: v for k, v in report.items() if isinstance(v, (int, float))}
-    with open(path + ".txt", "w", encoding="utf-8") as writer:
-        for key in sorted(scalars):
-            writer.write(f"{key} = {scalars[key]}\n")
+    files.write_text_atomic(path + ".txt", "".join(f"{key} = {scalars[key]}\n" for key in sorted(scalars)))
     logging.info("%s: %s", name, json.dumps(scalars))
 
 
@@ -118,9 +114,6 @@ def main(argv):
     labels = processors.resolve_labels(processor, train_examples, FLAGS.output_dir, FLAGS.multi_label)
     task = tasks.ClassificationTask(labels, tokenizer, FLAGS.max_seq_length, multi_label=FLAGS.multi_label,
                                     pooling=FLAGS.pooling or "pooled")
-    settings = common_flags.run_settings()
-    replicas = estimator.num_replicas(settings)
-
     eval_input_fn = eval_steps = None
     if FLAGS.do_eval:
         dev_examples = processor.get_dev_examples(FLAGS.data_dir)
@@ -135,18 +128,20 @@ def main(argv):
         processors.check_labels(train_examples, labels)
         train_path, train_count = features_file(task, train_examples, "train")
         optimizer_config = common_flags.optimizer_config(train_count)
-        micro_batch = common_flags.per_replica_batch(FLAGS.train_batch_size, replicas)
         total_steps = optimizer_config.num_train_steps
-        logging.info("training on %d examples: %d steps of %d (%d replica(s) x %d micro-batch(es) of %d)",
-                     train_count, total_steps, FLAGS.train_batch_size, replicas,
-                     FLAGS.gradient_accumulation_steps, micro_batch)
         hooks = [lambda loss: estimator.ProgressHook(loss, total_steps, FLAGS.train_batch_size,
                                                      every=max(total_steps // 20, 1))]
 
     bert_estimator = estimator.build_estimator(
         model_fn.model_fn_builder(task, config, FLAGS.init_checkpoint, optimizer_config, FLAGS.precision,
-                                  training_hooks=hooks), settings)
+                                  training_hooks=hooks), common_flags.run_settings())
     if FLAGS.do_train:
+        strategy = bert_estimator.config.train_distribute
+        replicas = strategy.num_replicas_in_sync if strategy else 1
+        micro_batch = common_flags.per_replica_batch(FLAGS.train_batch_size, replicas)
+        logging.info("training on %d examples: %d steps of %d (%d replica(s) x %d micro-batch(es) of %d)",
+                     train_count, total_steps, FLAGS.train_batch_size, replicas,
+                     FLAGS.gradient_accumulation_steps, micro_batch)
         train_input_fn = input_pipeline.tfrecord_input_fn_builder(
             train_path, task.feature_spec(), micro_batch, is_training=True, drop_remainder=True, seed=FLAGS.seed)
         train(bert_estimator, task, train_input_fn, total_steps, eval_input_fn, eval_steps)

@@ -15,6 +15,7 @@ Outputs: class_split.json, fewshot_results.json (+ the table printed and in fews
 predictions.tsv (label, probability, distance to each prototype), checkpoints (best by validation
 accuracy in OUT/best when there are validation classes).
 """
+import dataclasses
 import json
 import os
 import shutil
@@ -127,8 +128,7 @@ class Embedder:
     def __call__(self, arrays, checkpoint=None):
         model_dir = FLAGS.output_dir if checkpoint else tempfile.mkdtemp(prefix="frozen-", dir=FLAGS.output_dir)
         try:
-            settings = common_flags.run_settings()
-            settings.model_dir, settings.distribution = model_dir, "none"
+            settings = dataclasses.replace(common_flags.run_settings(), model_dir=model_dir, distribution="none")
             # Without a checkpoint in model_dir, Estimator initialises: the encoder from init_checkpoint.
             bert = estimator.build_estimator(
                 model_fn.model_fn_builder(self.task, self.config, FLAGS.init_checkpoint, precision=FLAGS.precision),
@@ -220,11 +220,11 @@ def table(results):
     return "\n".join(lines) + "\n"
 
 
-def predict(task, config):
+def predict(tokenizer, config):
     support = processors.read_text_label_file(FLAGS.support_file, "support")
     queries = processors.read_text_lines(FLAGS.predict_file)
     classes = sorted({e.label for e in support})
-    predict_task = tasks.FewShotTask(classes, task.tokenizer, FLAGS.max_seq_length, pooling(), FLAGS.distance)
+    predict_task = tasks.FewShotTask(classes, tokenizer, FLAGS.max_seq_length, pooling(), FLAGS.distance)
     checkpoint = trained_checkpoint()
     embed = Embedder(predict_task, config)
     support_arrays = features(predict_task, support, "support")
@@ -306,7 +306,7 @@ def main(argv):
         files.write_text_atomic(os.path.join(FLAGS.output_dir, "fewshot_results.json"), json.dumps(results, indent=2) + "\n")
 
     if FLAGS.do_predict:
-        predict(tasks.FewShotTask([], tokenizer, FLAGS.max_seq_length, pooling(), FLAGS.distance), config)
+        predict(tokenizer, config)
 
 
 if __name__ == "__main__":

@@ -75,11 +75,6 @@ def session_config(settings):
     return config
 
 
-def num_replicas(settings):
-    strategy = make_strategy(settings)
-    return strategy.num_replicas_in_sync if strategy is not None else 1
-
-
 def build_estimator(model_fn, settings):
     strategy = make_strategy(settings)
     run_config = tf.estimator.RunConfig(

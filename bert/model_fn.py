@@ -1,4 +1,6 @@
 """The one model_fn builder every script uses: encoder, task head, loss, train op, metrics, predictions."""
+import dataclasses
+
 import tensorflow as tf
 
 from bert import checkpoint, modeling, optimization
@@ -30,8 +32,8 @@ def model_fn_builder(task, bert_config, init_checkpoint=None, optimizer_config=N
 
         if mode == tf.estimator.ModeKeys.TRAIN:
             config = optimizer_config
-            if precision == "fp16" and not config.dynamic_loss_scale:
-                config = type(config)(**dict(vars(config), dynamic_loss_scale=True))
+            if precision == "fp16":  # float16 gradients underflow without loss scaling
+                config = dataclasses.replace(config, dynamic_loss_scale=True)
             train_op = optimization.create_train_op(outputs.loss, config)
             return tf.estimator.EstimatorSpec(mode, loss=outputs.loss, train_op=train_op,
                                               training_hooks=[make(outputs.loss) for make in training_hooks])

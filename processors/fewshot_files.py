@@ -25,8 +25,9 @@ def read_text_label_file(path, split="data") -> List[InputExample]:
 
 def read_text_lines(path, split="predict") -> List[InputExample]:
     """One text per line (blank lines skipped), unlabelled."""
-    examples = [InputExample(f"{split}-{index}", text.strip(), None, None, f"{path}:{line}")
-                for index, (line, text) in enumerate((n, t) for n, t in numbered_lines(read_text(path)) if t.strip())]
+    lines = [(number, text.strip()) for number, text in numbered_lines(read_text(path)) if text.strip()]
+    examples = [InputExample(f"{split}-{index}", text, None, None, f"{path}:{number}")
+                for index, (number, text) in enumerate(lines)]
     if not examples:
         raise UserInputError(f"{path}: no texts in the file")
     return examples

@@ -30,11 +30,9 @@ def test_episode_sampler_invariants():
             assert row // 10 == classes[label]  # every row belongs to its episode class
         seen_classes.update(classes)
     assert seen_classes == set(range(7))
-    again = input_pipeline.EpisodeSampler(rows, 4, 2, 3, seed=5)
-    other = input_pipeline.EpisodeSampler(rows, 4, 2, 3, seed=6)
-    first = [input_pipeline.EpisodeSampler(rows, 4, 2, 3, seed=5).sample()[0] for _ in range(1)][0]
-    np.testing.assert_array_equal(again.sample()[0], first)
-    assert not np.array_equal(other.sample()[0], first)
+    first = input_pipeline.EpisodeSampler(rows, 4, 2, 3, seed=5).sample()[0]
+    np.testing.assert_array_equal(input_pipeline.EpisodeSampler(rows, 4, 2, 3, seed=5).sample()[0], first)
+    assert not np.array_equal(input_pipeline.EpisodeSampler(rows, 4, 2, 3, seed=6).sample()[0], first)
     with pytest.raises(ValueError, match="8-way episodes need 8 classes"):
         input_pipeline.EpisodeSampler(rows, 8, 1, 1, seed=0)
     with pytest.raises(ValueError, match="fewer than 11 examples"):
