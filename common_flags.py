@@ -2,8 +2,10 @@
 
 The library (bert/) reads no flags: scripts call these functions and pass the results on.
 """
+import json
 import math
 import os
+import shutil
 
 from absl import flags
 
@@ -99,6 +101,26 @@ def run_settings():
 
 def cache_dir():
     return FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "cache")
+
+
+MODEL_INFO_FILE = "model_info.json"
+
+
+def save_model_info(task, **details):
+    """Makes output_dir self-describing for export and prediction: model_info.json (what the task
+    is and how text becomes ids) plus copies of bert_config.json and the vocab / SentencePiece model."""
+    from bert import files
+    vocab = FLAGS.spm_model_file or FLAGS.vocab_file
+    vocab_name = "spm.model" if FLAGS.spm_model_file else "vocab.txt"
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    for source, name in ((FLAGS.bert_config_file, "bert_config.json"), (vocab, vocab_name)):
+        target = os.path.join(FLAGS.output_dir, name)
+        if os.path.abspath(source) != os.path.abspath(target):
+            shutil.copyfile(source, target)
+    info = dict(task=task, bert_config_file="bert_config.json", vocab_file=vocab_name,
+                tokenizer="sentencepiece" if FLAGS.spm_model_file else FLAGS.tokenizer,
+                do_lower_case=FLAGS.do_lower_case, max_seq_length=FLAGS.max_seq_length, **details)
+    files.write_text_atomic(os.path.join(FLAGS.output_dir, MODEL_INFO_FILE), json.dumps(info, indent=2) + "\n")
 
 
 def per_replica_batch(global_batch, replicas):

@@ -114,6 +114,10 @@ def main(argv):
     labels = processors.resolve_labels(processor, train_examples, FLAGS.output_dir, FLAGS.multi_label)
     task = tasks.ClassificationTask(labels, tokenizer, FLAGS.max_seq_length, multi_label=FLAGS.multi_label,
                                     pooling=FLAGS.pooling or "pooled")
+    if FLAGS.do_train:
+        common_flags.save_model_info(
+            "classification", labels=labels, multi_label=FLAGS.multi_label, label_separator=FLAGS.label_separator,
+            pooling=task.pooling, text_pair=any(e.text_b for e in train_examples))
     eval_input_fn = eval_steps = None
     if FLAGS.do_eval:
         dev_examples = processor.get_dev_examples(FLAGS.data_dir)

@@ -279,6 +279,7 @@ def main(argv):
 
         results = {}
         if FLAGS.do_train:
+            common_flags.save_model_info("fewshot", pooling=pooling(), distance=FLAGS.distance)
             if "train" not in arrays:
                 raise UserInputError("no meta-training classes: check the class split or --train_file")
             rows, message = fewshot.keep_classes_with(class_rows("train"), FLAGS.k_shot + FLAGS.q_query, FLAGS.n_way,

@@ -162,6 +162,8 @@ def test_train_evaluate_predict_end_to_end(tmp_path, tiny_model):
     split = json.loads((out / "class_split.json").read_text())
     assert len(split["test_classes"]) == 3 and len(split["train_classes"]) == 5
     assert not set(split["test_classes"]) & set(split["train_classes"])
+    info = json.loads((out / "model_info.json").read_text())
+    assert info["task"] == "fewshot" and info["pooling"] == "mean" and info["distance"] == "euclidean"
     results = json.loads((out / "fewshot_results.json").read_text())
     for setting in ("3w1s", "3w2s"):
         assert set(results[setting]) >= {"accuracy", "ci95", "episodes"} and results[setting]["episodes"] == 50

@@ -81,6 +81,9 @@ def test_tsv_train_eval_predict(tmp_path, model_dir):
     assert sum(c["support"] for c in report["per_class"].values()) == 32
     assert "accuracy = " in (out / "eval_results.txt").read_text()
     assert json.loads((out / "label_map.json").read_text())["labels"] == ["neg", "pos"]
+    info = json.loads((out / "model_info.json").read_text())
+    assert info["task"] == "classification" and info["labels"] == ["neg", "pos"] and info["text_pair"] is False
+    assert info["max_seq_length"] == 16 and (out / info["vocab_file"]).exists() and (out / "bert_config.json").exists()
     lines = (out / "test_results.tsv").read_text().splitlines()
     assert len(lines) == 10
     for line, (label, _) in zip(lines, sentiment_rows(10, 3)):
