@@ -53,6 +53,10 @@ flags.DEFINE_string("processor_module", None, "A module name or .py file whose p
 flags.DEFINE_enum("pooling", None, ["pooled", "cls", "mean"],
                   "Sentence vector: BERT's pooler, the [CLS] state, or the mean over tokens "
                   "(default: pooled in run_classifier, mean in run_fewshot).")
+flags.DEFINE_string("input_file", None, "Pretraining input: raw text files/globs/folders for "
+                    "create_pretraining_data.py; its output folder (or TFRecord files) for run_pretraining.py.")
+flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions per sequence, at most (run_pretraining "
+                     "reads it from the data folder's pretrain_meta.json when there is one).")
 flags.DEFINE_integer("eval_every_steps", 0, "While training: evaluate every this many steps and keep the best "
                      "checkpoint in output_dir/best.")
 
@@ -81,10 +85,16 @@ def bert_config():
     return config
 
 
-def tokenizer():
+def tokenizer(config=None):
+    """The tokenizer the flags name; with a BertConfig, checks that every token id fits the model."""
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
-    return tokenization.create_tokenizer(FLAGS.vocab_file, FLAGS.spm_model_file, FLAGS.do_lower_case,
-                                         FLAGS.tokenizer)
+    result = tokenization.create_tokenizer(FLAGS.vocab_file, FLAGS.spm_model_file, FLAGS.do_lower_case,
+                                           FLAGS.tokenizer)
+    largest = max(result.vocab.values())
+    if config is not None and largest >= config.vocab_size:
+        raise UserInputError(f"{FLAGS.spm_model_file or FLAGS.vocab_file} has ids up to {largest} but "
+                             f"vocab_size is {config.vocab_size} in {FLAGS.bert_config_file}: they do not belong together")
+    return result
 
 
 def vocab_digest():

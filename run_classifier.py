@@ -106,7 +106,7 @@ def main(argv):
     if not os.path.isdir(FLAGS.data_dir):
         raise UserInputError(f"{FLAGS.data_dir}: data folder not found")
     config = common_flags.bert_config()
-    tokenizer = common_flags.tokenizer()
+    tokenizer = common_flags.tokenizer(config)
     processor = make_processor()
     os.makedirs(FLAGS.output_dir, exist_ok=True)
 

@@ -261,7 +261,7 @@ def main(argv):
     if FLAGS.do_predict and not (FLAGS.support_file and FLAGS.predict_file):
         raise UserInputError("--do_predict needs --support_file and --predict_file")
     config = common_flags.bert_config()
-    tokenizer = common_flags.tokenizer()
+    tokenizer = common_flags.tokenizer(config)
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     for setting in FLAGS.eval_settings:
         fewshot.parse_setting(setting)

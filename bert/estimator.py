@@ -68,6 +68,12 @@ def is_chief():
     return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in config.get("cluster", {})
 
 
+def num_workers():
+    """Machines in the TF_CONFIG cluster (chief and workers); 1 without TF_CONFIG."""
+    cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
+    return max(len(cluster.get("chief", [])) + len(cluster.get("worker", [])), 1)
+
+
 def session_config(settings):
     config = tf1.ConfigProto(device_count={"CPU": settings.cpu_devices}, allow_soft_placement=True)
     if settings.use_xla:

@@ -75,10 +75,13 @@ def _convert_slice(bounds):
     return [function(item) for item in items[bounds[0]:bounds[1]]]
 
 
-def map_parallel(function, items, num_workers=None):
-    """[function(x) for x in items], over forked worker processes when the list is long."""
+def map_parallel(function, items, num_workers=None, min_items=PARALLEL_MIN_EXAMPLES):
+    """[function(x) for x in items], over forked worker processes when there are min_items or more.
+
+    The result is the same whatever the number of workers.
+    """
     num_workers = num_workers or os.cpu_count() or 1
-    if num_workers <= 1 or len(items) < PARALLEL_MIN_EXAMPLES:
+    if num_workers <= 1 or len(items) < max(min_items, 2):
         return [function(item) for item in items]
     global _WORK
     _WORK = (function, items)
@@ -91,10 +94,33 @@ def map_parallel(function, items, num_workers=None):
         _WORK = None
 
 
-def _to_example(features):
-    return tf.train.Example(features=tf.train.Features(feature={
-        name: tf.train.Feature(int64_list=tf.train.Int64List(value=values if isinstance(values, list) else [values]))
-        for name, values in features.items()})).SerializeToString()
+def _feature(values):
+    values = values if isinstance(values, list) else [values]
+    if values and isinstance(values[0], float):
+        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+
+def serialize_example(features):
+    """{name: int, float or list of them} -> a serialized tf.train.Example (floats as float_list)."""
+    return tf.train.Example(features=tf.train.Features(
+        feature={name: _feature(values) for name, values in features.items()})).SerializeToString()
+
+
+def write_tfrecord(path, rows):
+    """Writes serialized examples of `rows` to path through a temporary file renamed when complete."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    count = 0
+    try:
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for row in rows:
+                writer.write(serialize_example(row))
+                count += 1
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return count
 
 
 def cached_tfrecord(cache_dir, name, key, examples, convert, num_workers=None):
@@ -115,15 +141,7 @@ def cached_tfrecord(cache_dir, name, key, examples, convert, num_workers=None):
 
     rows = map_parallel(convert, examples, num_workers)
     os.makedirs(cache_dir, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with tf.io.TFRecordWriter(tmp) as writer:
-            for row in rows:
-                writer.write(_to_example(row))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_tfrecord(path, rows)
     files.write_text_atomic(meta_path, json.dumps({"count": len(rows), "key": full_key}, indent=1))
     logging.info("wrote %s (%d records)", path, len(rows))
     return path, len(rows)
@@ -135,11 +153,13 @@ def int_feature_spec(shapes):
 
 
 def tfrecord_input_fn_builder(paths, feature_spec, batch_size, is_training, drop_remainder=False,
-                              shuffle_buffer=10000, seed=None):
+                              shuffle_buffer=10000, seed=None, skip_batches=0):
     """An Estimator input_fn reading `paths`: int64 features become int32; batches of batch_size.
 
-    When training, the data repeat and (unless shuffle_buffer is 0) are shuffled. Under a distribution strategy the batch size is
-    per replica, and each worker reads its own shard of the records.
+    When training, the data repeat and (unless shuffle_buffer is 0) are shuffled with `seed`, so the
+    stream is the same every run; skip_batches drops its first batches (a resumed run passes what
+    the interrupted one consumed, and continues with the same data order). Under a distribution
+    strategy the batch size is per replica, and each worker reads its own shard of the records.
     """
     def input_fn(params=None, input_context=None):
         del params
@@ -153,10 +173,14 @@ def tfrecord_input_fn_builder(paths, feature_spec, batch_size, is_training, drop
 
         def parse(record):
             parsed = tf.io.parse_single_example(record, feature_spec)
-            return {name: tf.cast(value, tf.int32) for name, value in parsed.items()}
+            return {name: tf.cast(value, tf.int32) if value.dtype == tf.int64 else value
+                    for name, value in parsed.items()}
 
         dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-        return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        if skip_batches:
+            dataset = dataset.skip(skip_batches)
+        return dataset.prefetch(tf.data.AUTOTUNE)
 
     return input_fn
 

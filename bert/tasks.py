@@ -213,3 +213,52 @@ class FewShotTask(Task):
             metrics = {"accuracy": tf1.metrics.accuracy(query_labels, predicted),
                        "eval_loss": tf1.metrics.mean(per_query)}
         return TaskOutputs(loss, {}, metrics)
+
+
+class PretrainingTask(Task):
+    """Masked LM, plus next-sentence prediction when the data has next_sentence_labels.
+
+    Heads use Google's names (cls/predictions/..., cls/seq_relationship/...), the masked-LM output
+    weights tied to the word embeddings, so Google's checkpoints continue and the result fine-tunes.
+    """
+
+    name = "pretraining"
+
+    def __init__(self, max_seq_length, max_predictions_per_seq, next_sentence=True):
+        self.max_seq_length = max_seq_length
+        self.max_predictions_per_seq = max_predictions_per_seq
+        self.next_sentence = next_sentence
+
+    def feature_spec(self):
+        seq, predictions = [self.max_seq_length], [self.max_predictions_per_seq]
+        spec = input_pipeline.int_feature_spec({"input_ids": seq, "input_mask": seq, "segment_ids": seq,
+                                                "masked_lm_positions": predictions, "masked_lm_ids": predictions})
+        spec["masked_lm_weights"] = tf.io.FixedLenFeature(predictions, tf.float32)
+        if self.next_sentence:
+            spec["next_sentence_labels"] = tf.io.FixedLenFeature([1], tf.int64)
+        return spec
+
+    def build(self, model, features, mode):
+        config = model.config
+        weights = features["masked_lm_weights"]
+        mlm_loss, mlm_per_example, mlm_log_probs = heads.masked_lm(
+            config, model.get_sequence_output(), model.get_embedding_table(), features["masked_lm_positions"],
+            features["masked_lm_ids"], weights)
+        loss = mlm_loss
+        if self.next_sentence:
+            nsp_labels = tf.reshape(features["next_sentence_labels"], [-1])
+            nsp_loss, nsp_per_example, nsp_log_probs = heads.next_sentence(config, model.get_pooled_output(),
+                                                                           nsp_labels)
+            loss += nsp_loss
+        metrics = {}
+        if mode == tf.estimator.ModeKeys.EVAL:
+            flat_weights = tf.reshape(weights, [-1])
+            predicted = tf.argmax(mlm_log_probs, -1, output_type=tf.int32)
+            metrics = {"masked_lm_accuracy": tf1.metrics.accuracy(tf.reshape(features["masked_lm_ids"], [-1]),
+                                                                  predicted, weights=flat_weights),
+                       "masked_lm_loss": tf1.metrics.mean(mlm_per_example, weights=flat_weights)}
+            if self.next_sentence:
+                metrics["next_sentence_accuracy"] = tf1.metrics.accuracy(
+                    nsp_labels, tf.argmax(nsp_log_probs, -1, output_type=tf.int32))
+                metrics["next_sentence_loss"] = tf1.metrics.mean(nsp_per_example)
+        return TaskOutputs(loss, {"masked_lm_log_probs": mlm_log_probs}, metrics)

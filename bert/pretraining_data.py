@@ -1,0 +1,293 @@
+"""Masked-LM (and next-sentence) training instances from raw text, as google-research/bert makes them.
+
+Input: documents as lists of sentences. Each sentence is tokenized into word pieces with a word id per
+piece, so masking can treat a whole word (or a whole listed phrase) as one unit:
+  - "wordpiece": a piece starting with "##" continues the previous word (English whole-word masking);
+  - "spaces": the sentence is already segmented, words separated by spaces (e.g. Chinese);
+  - "jieba": Chinese segmented with jieba (an optional dependency: pip install jieba);
+  - "none": every piece is its own unit (the original BERT masking).
+
+Instances: with next-sentence prediction, Google's recipe (segments A and B fill a target length,
+B is the true continuation or, half the time, text from another document); with `nsp=False`, each
+document's pieces are cut into consecutive max-length segments and a final segment shorter than half
+the length is dropped. Everything is reproducible from `seed`; work is split into fixed chunks of
+documents, each with its own seed, so the result does not depend on how many processes run it.
+"""
+import dataclasses
+import random
+from typing import List, Optional
+
+from bert.errors import UserInputError
+
+WORD_BOUNDARIES = ("wordpiece", "spaces", "jieba", "none")
+CHUNK_DOCUMENTS = 64  # documents per unit of work (and per random-number stream)
+
+
+@dataclasses.dataclass
+class Sentence:
+    tokens: List[str]
+    word_ids: List[int]  # pieces of one word share an id; ids are unique within the sentence
+
+
+@dataclasses.dataclass
+class MaskingConfig:
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    masked_lm_prob: float = 0.15
+    short_seq_prob: float = 0.1
+    dupe_factor: int = 10
+    nsp: bool = True
+    word_boundaries: str = "wordpiece"
+    seed: int = 12345
+
+
+@dataclasses.dataclass
+class Instance:
+    tokens: List[str]
+    segment_ids: List[int]
+    is_random_next: bool
+    masked_lm_positions: List[int]
+    masked_lm_labels: List[str]
+
+
+def read_documents(paths):
+    """Documents from text files: one sentence a line, a blank line between documents."""
+    documents = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as reader:
+                lines = reader.read().split("\n")
+        except FileNotFoundError:
+            raise UserInputError(f"{path}: no such file") from None
+        except UnicodeDecodeError as error:
+            raise UserInputError(f"{path}: not UTF-8 (byte {error.start})") from None
+        current = []
+        for line in lines:
+            line = line.strip()
+            if line:
+                current.append(line)
+            elif current:
+                documents.append(current)
+                current = []
+        if current:
+            documents.append(current)
+    return documents
+
+
+class SentenceTokenizer:
+    """Sentence -> Sentence(word pieces, word ids), by the chosen word boundaries."""
+
+    def __init__(self, tokenizer, word_boundaries="wordpiece"):
+        if word_boundaries not in WORD_BOUNDARIES:
+            raise UserInputError(f"word boundaries must be one of {WORD_BOUNDARIES}, got {word_boundaries!r}")
+        self.tokenizer = tokenizer
+        self.word_boundaries = word_boundaries
+        self._segment = None
+        if word_boundaries == "jieba":
+            try:
+                import jieba
+            except ImportError:
+                raise UserInputError("--word_boundaries=jieba needs jieba: pip install jieba") from None
+            jieba.setLogLevel(60)
+            self._segment = lambda text: [w for w in jieba.cut(text) if w.strip()]
+
+    def __call__(self, text):
+        if self.word_boundaries in ("spaces", "jieba"):
+            words = text.split() if self.word_boundaries == "spaces" else self._segment(text)
+            tokens, word_ids = [], []
+            for index, word in enumerate(words):
+                pieces = self.tokenizer.tokenize(word)
+                tokens.extend(pieces)
+                word_ids.extend([index] * len(pieces))
+            return Sentence(tokens, word_ids)
+        tokens = self.tokenizer.tokenize(text)
+        if self.word_boundaries == "none":
+            return Sentence(tokens, list(range(len(tokens))))
+        word_ids, word = [], -1
+        for token in tokens:
+            if not (token.startswith("##") and word >= 0):
+                word += 1
+            word_ids.append(word)
+        return Sentence(tokens, word_ids)
+
+
+def phrase_pieces(tokenizer, phrases):
+    """Phrases (one a line in a phrase file) as tuples of word pieces, longest first."""
+    pieces = {tuple(tokenizer.tokenize(p)) for p in phrases if p.strip()}
+    return sorted((p for p in pieces if len(p) > 1), key=len, reverse=True)
+
+
+def masking_units(tokens, word_ids, phrases=()):
+    """Groups of positions masked together: whole words, merged into whole phrases where they occur.
+
+    tokens/word_ids: the instance's tokens ([CLS]/[SEP] get word id None). Returns a list of lists.
+    """
+    units, previous = [], object()
+    for position, (token, word) in enumerate(zip(tokens, word_ids)):
+        if word is None:
+            previous = object()
+            continue
+        if word == previous and units:
+            units[-1].append(position)
+        else:
+            units.append([position])
+        previous = word
+    if not phrases:
+        return units
+    unit_of = {p: i for i, unit in enumerate(units) for p in unit}
+    merged_into = list(range(len(units)))
+    start = 0
+    while start < len(tokens):
+        for phrase in phrases:
+            end = start + len(phrase)
+            if tuple(tokens[start:end]) == phrase and all(p in unit_of for p in range(start, end)):
+                first = unit_of[start]
+                for p in range(start, end):
+                    merged_into[unit_of[p]] = first
+                start = end - 1
+                break
+        start += 1
+    grouped = {}
+    for index, unit in enumerate(units):
+        root = merged_into[index]
+        while merged_into[root] != root:
+            root = merged_into[root]
+        grouped.setdefault(root, []).extend(unit)
+    return [sorted(positions) for positions in grouped.values()]
+
+
+def mask_tokens(tokens, units, config, vocab_tokens, rng):
+    """Google's masking: ~masked_lm_prob of the tokens (at most max_predictions_per_seq), whole units at
+    a time; each chosen token becomes [MASK] 80%, stays 10%, becomes a random token 10%."""
+    budget = min(config.max_predictions_per_seq, max(1, int(round(len(tokens) * config.masked_lm_prob))))
+    order = list(units)
+    rng.shuffle(order)
+    output = list(tokens)
+    chosen = []
+    for unit in order:
+        if len(chosen) >= budget:
+            break
+        if len(chosen) + len(unit) > budget:
+            continue
+        for position in unit:
+            roll = rng.random()
+            if roll < 0.8:
+                output[position] = "[MASK]"
+            elif roll >= 0.9:
+                output[position] = vocab_tokens[rng.randint(0, len(vocab_tokens) - 1)]
+            chosen.append(position)
+    chosen.sort()
+    return output, chosen, [tokens[p] for p in chosen]
+
+
+def _truncate_pair(a, b, max_tokens, rng):
+    """Trims the longer of a and b, from the front or the back at random, until they fit."""
+    while len(a) + len(b) > max_tokens:
+        longer = a if len(a) > len(b) else b
+        del longer[0 if rng.random() < 0.5 else -1]
+
+
+def _assemble(a, b, config, vocab_tokens, rng, is_random_next, phrases):
+    """a, b: lists of (token, word key). -> Instance with [CLS] a [SEP] (b [SEP]) and masking."""
+    tokens = ["[CLS]"] + [t for t, _ in a] + ["[SEP]"]
+    word_ids = [None] + [("a", w) for _, w in a] + [None]
+    segment_ids = [0] * len(tokens)
+    if b:
+        tokens += [t for t, _ in b] + ["[SEP]"]
+        word_ids += [("b", w) for _, w in b] + [None]
+        segment_ids += [1] * (len(b) + 1)
+    units = masking_units(tokens, word_ids, phrases)
+    masked, positions, labels = mask_tokens(tokens, units, config, vocab_tokens, rng)
+    return Instance(masked, segment_ids, is_random_next, positions, labels)
+
+
+def _pieces(sentences):
+    """Sentences -> [(token, (sentence index, word id))] so word keys never collide across sentences."""
+    return [(t, (i, w)) for i, s in enumerate(sentences) for t, w in zip(s.tokens, s.word_ids)]
+
+
+def instances_from_document(documents, index, config, vocab_tokens, rng, phrases=()):
+    """All instances of one pass over documents[index] (a list of Sentence)."""
+    document = documents[index]
+    if not config.nsp:
+        pieces = _pieces(document)
+        size = config.max_seq_length - 2
+        segments = [pieces[start:start + size] for start in range(0, len(pieces), size)]
+        if segments and len(segments[-1]) < size / 2:
+            segments.pop()  # a short tail would be mostly padding
+        return [_assemble(segment, None, config, vocab_tokens, rng, False, phrases) for segment in segments]
+
+    max_tokens = config.max_seq_length - 3
+    target = max_tokens if rng.random() >= config.short_seq_prob else rng.randint(2, max_tokens)
+    instances, chunk, length, i = [], [], 0, 0
+    while i < len(document):
+        chunk.append(document[i])
+        length += len(document[i].tokens)
+        if i == len(document) - 1 or length >= target:
+            if chunk:
+                a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
+                a = _pieces(chunk[:a_end])
+                random_next = len(chunk) == 1 or rng.random() < 0.5
+                if random_next and len(documents) > 1:
+                    other = index
+                    while other == index:
+                        other = rng.randint(0, len(documents) - 1)
+                    start = rng.randint(0, len(documents[other]) - 1)
+                    b_sentences, b_length = [], 0
+                    for sentence in documents[other][start:]:
+                        b_sentences.append(sentence)
+                        b_length += len(sentence.tokens)
+                        if b_length >= target - len(a):
+                            break
+                    b = [(t, ("other", w)) for t, w in _pieces(b_sentences)]
+                    i -= len(chunk) - a_end  # the unused sentences of this chunk start the next one
+                else:
+                    random_next = False
+                    b = [(t, ("next", w)) for t, w in _pieces(chunk[a_end:])]
+                _truncate_pair(a, b, max_tokens, rng)
+                if a and b:
+                    instances.append(_assemble(a, b, config, vocab_tokens, rng, random_next, phrases))
+            chunk, length = [], 0
+            target = max_tokens if rng.random() >= config.short_seq_prob else rng.randint(2, max_tokens)
+        i += 1
+    return instances
+
+
+def instances_for_chunk(documents, chunk_id, config, vocab_tokens, phrases=()):
+    """Instances of documents [chunk_id * CHUNK_DOCUMENTS, ...) for all dupe_factor passes, seeded by chunk."""
+    rng = random.Random(f"{config.seed}-{chunk_id}")
+    first = chunk_id * CHUNK_DOCUMENTS
+    indices = range(first, min(first + CHUNK_DOCUMENTS, len(documents)))
+    instances = []
+    for _ in range(config.dupe_factor if config.nsp else max(config.dupe_factor, 1)):
+        for index in indices:
+            instances.extend(instances_from_document(documents, index, config, vocab_tokens, rng, phrases))
+    return instances
+
+
+def instance_features(instance, tokenizer, config):
+    """Instance -> Google's features (lists padded to max_seq_length / max_predictions_per_seq)."""
+    input_ids = tokenizer.convert_tokens_to_ids(instance.tokens)
+    pad = config.max_seq_length - len(input_ids)
+    positions = list(instance.masked_lm_positions)
+    ids = tokenizer.convert_tokens_to_ids(instance.masked_lm_labels)
+    pad_predictions = config.max_predictions_per_seq - len(positions)
+    features = {"input_ids": input_ids + [0] * pad, "input_mask": [1] * len(input_ids) + [0] * pad,
+                "segment_ids": instance.segment_ids + [0] * pad,
+                "masked_lm_positions": positions + [0] * pad_predictions,
+                "masked_lm_ids": ids + [0] * pad_predictions,
+                "masked_lm_weights": [1.0] * len(positions) + [0.0] * pad_predictions}
+    if config.nsp:
+        features["next_sentence_labels"] = [1 if instance.is_random_next else 0]
+    return features
+
+
+def feature_shapes(config: MaskingConfig, with_nsp: Optional[bool] = None):
+    """{name: (shape, dtype name)} of the features instance_features writes."""
+    seq, predictions = [config.max_seq_length], [config.max_predictions_per_seq]
+    shapes = {"input_ids": (seq, "int64"), "input_mask": (seq, "int64"), "segment_ids": (seq, "int64"),
+              "masked_lm_positions": (predictions, "int64"), "masked_lm_ids": (predictions, "int64"),
+              "masked_lm_weights": (predictions, "float32")}
+    if config.nsp if with_nsp is None else with_nsp:
+        shapes["next_sentence_labels"] = ([1], "int64")
+    return shapes

@@ -1,0 +1,108 @@
+"""Masked-LM (+ next-sentence) pretraining, from scratch or continuing a checkpoint.
+
+  python run_pretraining.py --input_file=pretrain_data --output_dir=OUT --do_train --do_eval \
+      --bert_config_file=M/bert_config.json --init_checkpoint=M --num_train_steps=10000 --num_warmup_steps=1000
+
+--input_file: a folder written by create_pretraining_data.py (its pretrain_meta.json gives the lengths
+and whether there are next-sentence labels), or comma-separated TFRecord files/globs with
+--max_predictions_per_seq (next-sentence labels are then detected from the first record).
+Heads the init checkpoint lacks are created fresh (the masked-LM output tied to the word embeddings)
+and reported. A run stopped part-way continues from its last checkpoint with the same data order.
+Results: eval_results.json / eval_results.txt with masked-LM accuracy and loss (and next-sentence
+accuracy and loss).
+"""
+import dataclasses
+import glob
+import json
+import os
+
+import tensorflow as tf
+from absl import flags, logging
+
+import common_flags
+from bert import estimator, files, input_pipeline, model_fn, tasks
+from bert.errors import UserInputError, run_main
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("eval_input_file", None, "Held-out data for --do_eval (default: --input_file).")
+flags.DEFINE_integer("num_train_steps", 100000, "Optimizer updates.")
+flags.DEFINE_integer("num_warmup_steps", 10000, "Learning-rate warm-up updates.")
+flags.DEFINE_integer("max_eval_steps", 100, "Evaluation batches, at most.")
+
+
+def pretraining_data(spec):
+    """(TFRecord paths, max_seq_length, max_predictions_per_seq, has next-sentence labels)."""
+    if os.path.isdir(spec):
+        meta_path = os.path.join(spec, "pretrain_meta.json")
+        if not os.path.exists(meta_path):
+            raise UserInputError(f"{spec}: no pretrain_meta.json (was it written by create_pretraining_data.py?)")
+        with open(meta_path, encoding="utf-8") as reader:
+            meta = json.load(reader)
+        paths = [os.path.join(spec, name) for name in meta["shards"]]
+        return paths, meta["max_seq_length"], meta["max_predictions_per_seq"], meta["next_sentence"]
+    paths = sorted(path for part in spec.split(",") if part.strip() for path in glob.glob(part.strip()))
+    if not paths:
+        raise UserInputError(f"{spec}: no TFRecord files match")
+    first = tf.train.Example.FromString(next(iter(tf.data.TFRecordDataset(paths[0]).take(1))).numpy())
+    feature = first.features.feature
+    if "input_ids" not in feature or "masked_lm_positions" not in feature:
+        raise UserInputError(f"{paths[0]}: not pretraining data (no input_ids / masked_lm_positions)")
+    return (paths, len(feature["input_ids"].int64_list.value), len(feature["masked_lm_positions"].int64_list.value),
+            "next_sentence_labels" in feature)
+
+
+def main(argv):
+    del argv
+    common_flags.quiet_tensorflow()
+    common_flags.require("input_file", "bert_config_file", "output_dir")
+    if not (FLAGS.do_train or FLAGS.do_eval):
+        raise UserInputError("nothing to do: pass --do_train and/or --do_eval")
+    paths, seq_length, max_predictions, next_sentence = pretraining_data(FLAGS.input_file)
+    FLAGS.max_seq_length = seq_length  # the data fixes it
+    config = common_flags.bert_config()
+    task = tasks.PretrainingTask(seq_length, max_predictions, next_sentence)
+    logging.info("%d shard(s), length %d, %d predictions, %s", len(paths), seq_length, max_predictions,
+                 "masked LM + next sentence" if next_sentence else "masked LM only")
+
+    optimizer_config = hooks = None
+    if FLAGS.do_train:
+        optimizer_config = dataclasses.replace(common_flags.optimizer_config_for_steps(FLAGS.num_train_steps),
+                                               num_warmup_steps=FLAGS.num_warmup_steps)
+        hooks = [lambda loss: estimator.ProgressHook(loss, FLAGS.num_train_steps, FLAGS.train_batch_size,
+                                                     every=max(FLAGS.num_train_steps // 20, 1))]
+    bert = estimator.build_estimator(
+        model_fn.model_fn_builder(task, config, FLAGS.init_checkpoint, optimizer_config, FLAGS.precision,
+                                  training_hooks=hooks or ()), common_flags.run_settings())
+
+    if FLAGS.do_train:
+        common_flags.save_model_info("pretraining", next_sentence=next_sentence,
+                                     max_predictions_per_seq=max_predictions)
+        strategy = bert.config.train_distribute
+        replicas = strategy.num_replicas_in_sync if strategy else 1
+        micro_batch = common_flags.per_replica_batch(FLAGS.train_batch_size, replicas)
+        # Resuming: skip the batches the earlier run consumed, so the data order is the uninterrupted one's.
+        latest = tf.train.latest_checkpoint(FLAGS.output_dir)
+        done = int(tf.train.load_checkpoint(latest).get_tensor("global_step")) if latest else 0
+        # Each worker's input pipeline feeds its own replicas one batch each per micro-step.
+        skip = done * FLAGS.gradient_accumulation_steps * (replicas // estimator.num_workers())
+        if done:
+            logging.info("resuming at step %d: skipping %d batches already trained on", done, skip)
+        bert.train(input_pipeline.tfrecord_input_fn_builder(paths, task.feature_spec(), micro_batch, is_training=True,
+                                                            drop_remainder=True, seed=FLAGS.seed, skip_batches=skip),
+                   max_steps=FLAGS.num_train_steps)
+
+    if FLAGS.do_eval and estimator.is_chief():
+        eval_paths = pretraining_data(FLAGS.eval_input_file)[0] if FLAGS.eval_input_file else paths
+        result = bert.evaluate(input_pipeline.tfrecord_input_fn_builder(eval_paths, task.feature_spec(),
+                                                                        FLAGS.eval_batch_size, is_training=False),
+                               steps=FLAGS.max_eval_steps)
+        report = {key: float(value) for key, value in result.items() if key != "global_step"}
+        report["global_step"] = int(result["global_step"])
+        files.write_text_atomic(os.path.join(FLAGS.output_dir, "eval_results.json"), json.dumps(report, indent=2) + "\n")
+        files.write_text_atomic(os.path.join(FLAGS.output_dir, "eval_results.txt"),
+                                "".join(f"{k} = {report[k]}\n" for k in sorted(report)))
+        print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    run_main(main)
