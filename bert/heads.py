@@ -124,3 +124,16 @@ def squared_distances(a, b):
     a2 = tf.reduce_sum(tf.square(a), -1)[:, tf.newaxis]
     b2 = tf.reduce_sum(tf.square(b), -1)[tf.newaxis, :]
     return tf.maximum(a2 - 2.0 * tf.matmul(a, b, transpose_b=True) + b2, 0.0)
+
+
+def span_logits(sequence_output, initializer_range=0.02):
+    """Start and end logits for answer spans: sequence_output [batch, seq, hidden] ->
+    ([batch, seq], [batch, seq]). Variables cls/squad/output_weights [2, hidden] and output_bias [2]."""
+    batch_size, seq_length, width = modeling.get_shape_list(sequence_output, expected_rank=3)
+    with tf1.variable_scope("cls/squad"):
+        weights = tf1.get_variable("output_weights", [2, width],
+                                   initializer=modeling.create_initializer(initializer_range))
+        bias = tf1.get_variable("output_bias", [2], initializer=tf1.zeros_initializer())
+    logits = tf.matmul(tf.reshape(sequence_output, [-1, width]), weights, transpose_b=True) + bias
+    logits = tf.reshape(logits, [batch_size, seq_length, 2])
+    return logits[:, :, 0], logits[:, :, 1]

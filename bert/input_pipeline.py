@@ -5,6 +5,7 @@ lower-casing, max length, the processor and the task's labels), so a stale cache
 written under a temporary name and renamed when complete, and its example count is kept beside it
 in a small JSON file written last: a file without that JSON is never trusted.
 """
+import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -59,11 +60,10 @@ def file_digest(path, _memo={}):
 
 
 def examples_digest(examples):
-    """sha256 over every example's guid, texts and label."""
+    """sha256 over every example's fields (examples are dataclasses)."""
     digest = hashlib.sha256()
     for example in examples:
-        digest.update(json.dumps([example.guid, example.text_a, example.text_b, example.label],
-                                 ensure_ascii=False).encode("utf-8"))
+        digest.update(json.dumps(dataclasses.asdict(example), ensure_ascii=False, sort_keys=True).encode("utf-8"))
     return digest.hexdigest()
 
 
@@ -123,11 +123,14 @@ def write_tfrecord(path, rows):
     return count
 
 
-def cached_tfrecord(cache_dir, name, key, examples, convert, num_workers=None):
+def cached_tfrecord(cache_dir, name, key, examples, convert, num_workers=None, many=False):
     """Converts examples with `convert` (example -> {feature: int or [int]}) into a cached TFRecord.
 
     key: a JSON-able description of everything that shapes the features (vocab digest, lengths,
-    labels, ...); the examples' own content is added to it here. Returns (path, number of records).
+    labels, ...); the examples' own content is added to it here. With many=True, `convert` returns a
+    list of feature rows per example (e.g. windows over a long text), written in order, each with an
+    added `example_index` (its example's position in `examples`).
+    Returns (path, number of records).
     """
     full_key = dict(key, examples=examples_digest(examples), format=CACHE_FORMAT)
     digest = hashlib.sha256(json.dumps(full_key, sort_keys=True).encode("utf-8")).hexdigest()[:16]
@@ -140,6 +143,8 @@ def cached_tfrecord(cache_dir, name, key, examples, convert, num_workers=None):
         return path, count
 
     rows = map_parallel(convert, examples, num_workers)
+    if many:
+        rows = [dict(row, example_index=index) for index, group in enumerate(rows) for row in group]
     os.makedirs(cache_dir, exist_ok=True)
     write_tfrecord(path, rows)
     files.write_text_atomic(meta_path, json.dumps({"count": len(rows), "key": full_key}, indent=1))

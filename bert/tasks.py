@@ -262,3 +262,40 @@ class PretrainingTask(Task):
                     nsp_labels, tf.argmax(nsp_log_probs, -1, output_type=tf.int32))
                 metrics["next_sentence_loss"] = tf1.metrics.mean(nsp_per_example)
         return TaskOutputs(loss, {"masked_lm_log_probs": mlm_log_probs}, metrics)
+
+
+class SpanTask(Task):
+    """Extractive question answering: start and end logits over the [CLS] question [SEP] context [SEP]
+    window; position 0 ([CLS]) stands for "no answer in this window"."""
+
+    name = "squad"
+
+    def __init__(self, tokenizer, window_settings):
+        self.tokenizer = tokenizer
+        self.window = window_settings
+
+    def feature_shapes(self, is_training=True):
+        seq = [self.window.max_seq_length]
+        shapes = {"input_ids": seq, "input_mask": seq, "segment_ids": seq, "example_index": [],
+                  "token_start_chars": seq, "token_end_chars": seq, "token_is_max_context": seq}
+        if is_training:
+            shapes.update(start_positions=[], end_positions=[])
+        return shapes
+
+    def feature_spec(self, is_training=True):
+        return input_pipeline.int_feature_spec(self.feature_shapes(is_training))
+
+    def cache_key(self):
+        return {"task": self.name, **dataclasses.asdict(self.window)}
+
+    def build(self, model, features, mode):
+        start_logits, end_logits = heads.span_logits(model.get_sequence_output())  # [batch, seq] each
+        predictions = {"example_index": features["example_index"], "start_logits": start_logits,
+                       "end_logits": end_logits}
+        if mode == tf.estimator.ModeKeys.PREDICT:
+            return TaskOutputs(None, predictions, {})
+        loss = (tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=features["start_positions"], logits=start_logits)) +
+                tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=features["end_positions"], logits=end_logits))) / 2.0
+        return TaskOutputs(loss, predictions, {})

@@ -232,6 +232,75 @@ class FullTokenizer(_VocabMixin):
     def tokenize(self, text):
         return _split_text(text, self._cache)
 
+    def tokenize_with_offsets(self, text):
+        """Like tokenize(), plus each piece's [start, end) character span in `text`.
+
+        A piece's span is exact when normalisation (lower-casing, accent stripping) keeps the length
+        of its word; otherwise every piece of that word gets the whole word's span.
+        """
+        pieces, starts, ends = [], [], []
+        for word, positions in _words_with_positions(convert_to_unicode(text)):
+            for part, part_positions in _split_word_positions(word, positions, self.do_lower_case):
+                word_pieces = self.wordpiece_tokenizer.split_word(part)
+                lengths = [len(p[2:]) if p.startswith("##") else len(p) for p in word_pieces]
+                exact = word_pieces != [UNK] and len(part_positions) == len(part) == sum(lengths)
+                offset = 0
+                for piece, length in zip(word_pieces, lengths):
+                    if exact:
+                        span = part_positions[offset:offset + length]
+                        starts.append(span[0])
+                        ends.append(span[-1] + 1)
+                    else:
+                        starts.append(part_positions[0])
+                        ends.append(part_positions[-1] + 1)
+                    pieces.append(piece)
+                    offset += length
+        return pieces, starts, ends
+
+
+def _words_with_positions(text):
+    """(word, [index in text of each kept character]) for the words tokenize() would see."""
+    words, chars, positions = [], [], []
+
+    def flush():
+        if chars:
+            words.append(("".join(chars), list(positions)))
+            chars.clear()
+            positions.clear()
+
+    for index, char in enumerate(text):
+        mapped = _CLEAN_TABLE[ord(char)]
+        if mapped == "":
+            continue  # dropped without splitting the word, as in tokenize()
+        if mapped == " ":
+            flush()
+        elif mapped != char:  # a CJK ideograph: a word of its own
+            flush()
+            words.append((char, [index]))
+        else:
+            chars.append(char)
+            positions.append(index)
+    flush()
+    return words
+
+
+def _split_word_positions(word, positions, do_lower_case):
+    """BasicTokenizer's pieces of one word with the original positions of their characters.
+
+    When normalisation changes the word's length the positions cannot be aligned character by
+    character; each piece then gets all of the word's positions (callers fall back to the word span).
+    """
+    parts = _basic_split(word, do_lower_case)
+    normal = _strip_accents(word.lower()) if do_lower_case else word
+    if len(normal) != len(word):
+        return [(part, positions) for part in parts]
+    result, offset = [], 0
+    for part in parts:
+        start = normal.index(part, offset)
+        result.append((part, positions[start:start + len(part)]))
+        offset = start + len(part)
+    return result
+
 
 class WhitespaceTokenizer(_VocabMixin):
     """Splits on whitespace only; a word not in the vocab becomes [UNK]. For pre-tokenized/ID corpora."""
