@@ -57,6 +57,10 @@ flags.DEFINE_string("input_file", None, "Pretraining input: raw text files/globs
                     "create_pretraining_data.py; its output folder (or TFRecord files) for run_pretraining.py.")
 flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions per sequence, at most (run_pretraining "
                      "reads it from the data folder's pretrain_meta.json when there is one).")
+flags.DEFINE_string("train_file", None, "Training data: text<TAB>label lines of the meta-training classes "
+                    "(run_fewshot.py), SQuAD-format JSON (run_squad.py).")
+flags.DEFINE_string("predict_file", None, "Texts to predict: one a line (run_fewshot.py), SQuAD-format JSON "
+                    "(run_squad.py).")
 flags.DEFINE_integer("eval_every_steps", 0, "While training: evaluate every this many steps and keep the best "
                      "checkpoint in output_dir/best.")
 

@@ -38,7 +38,6 @@ flags.DEFINE_float("test_class_ratio", 0.3, "With --data_file: share of classes 
 flags.DEFINE_float("val_class_ratio", 0.0, "With --data_file: share of classes for choosing the checkpoint.")
 flags.DEFINE_integer("split_seed", 12345, "Seed of the class split.")
 flags.DEFINE_string("class_split_file", None, "JSON with train_classes, val_classes, test_classes lists.")
-flags.DEFINE_string("train_file", None, "text<TAB>label lines of the meta-training classes.")
 flags.DEFINE_string("val_file", None, "text<TAB>label lines of validation classes (checkpoint choice).")
 flags.DEFINE_string("eval_file", None, "text<TAB>label lines of the evaluation classes.")
 flags.DEFINE_integer("n_way", 5, "Training episodes: classes per episode.")
@@ -57,7 +56,6 @@ flags.DEFINE_integer("baseline_episodes", 50, "Episodes per setting for the fine
 flags.DEFINE_integer("baseline_steps", 30, "Fine-tuning steps on each support set.")
 flags.DEFINE_float("baseline_learning_rate", 5e-5, "Fine-tuning baseline learning rate.")
 flags.DEFINE_string("support_file", None, "Prediction: text<TAB>label lines, a few per class (any classes).")
-flags.DEFINE_string("predict_file", None, "Prediction: one text a line.")
 
 
 def pooling():

@@ -17,8 +17,6 @@ from bert import estimator, files, input_pipeline, model_fn, squad, tasks
 from bert.errors import UserInputError, run_main
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("train_file", None, "SQuAD-format JSON to train on.")
-flags.DEFINE_string("predict_file", None, "SQuAD-format JSON to answer.")
 flags.DEFINE_integer("doc_stride", 128, "Pieces between the starts of consecutive context windows.")
 flags.DEFINE_integer("max_query_length", 64, "Question pieces kept (longer questions are truncated, with a warning).")
 flags.DEFINE_integer("n_best_size", 20, "Candidate starts and ends considered, and answers kept in nbest.")
