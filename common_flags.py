@@ -137,13 +137,26 @@ def save_model_info(task, **details):
     files.write_text_atomic(os.path.join(FLAGS.output_dir, MODEL_INFO_FILE), json.dumps(info, indent=2) + "\n")
 
 
-def per_replica_batch(global_batch, replicas):
-    """The micro-batch each device sees: global batch / (replicas * accumulation steps)."""
+def micro_batch(bert_estimator):
+    """(replicas, the batch each replica sees per micro-step): --train_batch_size over the estimator's
+    replicas and the accumulation steps."""
+    strategy = bert_estimator.config.train_distribute
+    replicas = strategy.num_replicas_in_sync if strategy else 1
     parts = replicas * FLAGS.gradient_accumulation_steps
-    if global_batch % parts:
-        raise UserInputError(f"--train_batch_size={global_batch} is not divisible by {replicas} replica(s) x "
-                             f"{FLAGS.gradient_accumulation_steps} accumulation step(s)")
-    return global_batch // parts
+    if FLAGS.train_batch_size % parts:
+        raise UserInputError(f"--train_batch_size={FLAGS.train_batch_size} is not divisible by {replicas} replica(s) "
+                             f"x {FLAGS.gradient_accumulation_steps} accumulation step(s)")
+    return replicas, FLAGS.train_batch_size // parts
+
+
+def write_eval_results(report):
+    """output_dir/eval_results.json, and Google's eval_results.txt with the scalar entries."""
+    from bert import files
+    path = os.path.join(FLAGS.output_dir, "eval_results")
+    files.write_text_atomic(path + ".json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    scalars = {k: v for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    files.write_text_atomic(path + ".txt", "".join(f"{key} = {scalars[key]}\n" for key in sorted(scalars)))
+    print(json.dumps(scalars))
 
 
 def optimizer_config(num_examples):

@@ -10,7 +10,6 @@ Outputs in output_dir: eval_results.json (+ Google's eval_results.txt), test_res
 probability per class, then the predicted label), label_map.json, checkpoints, TensorBoard events;
 with --eval_every_steps, the best checkpoint by --best_metric in output_dir/best.
 """
-import json
 import os
 
 import tensorflow as tf
@@ -18,7 +17,7 @@ from absl import flags, logging
 
 import common_flags
 import processors
-from bert import estimator, files, input_pipeline, model_fn, tasks
+from bert import estimator, input_pipeline, model_fn, tasks
 from bert.errors import UserInputError, run_main
 
 FLAGS = flags.FLAGS
@@ -48,14 +47,6 @@ def features_file(task, examples, split):
     key = dict(task.cache_key(), processor=FLAGS.task_name, vocab=common_flags.vocab_digest(),
                lower=FLAGS.do_lower_case, tokenizer=FLAGS.tokenizer)
     return input_pipeline.cached_tfrecord(common_flags.cache_dir(), split, key, examples, task.convert)
-
-
-def write_eval_results(report, name="eval_results"):
-    path = os.path.join(FLAGS.output_dir, name)
-    files.write_text_atomic(path + ".json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    scalars = {k: v for k, v in report.items() if isinstance(v, (int, float))}
-    files.write_text_atomic(path + ".txt", "".join(f"{key} = {scalars[key]}\n" for key in sorted(scalars)))
-    logging.info("%s: %s", name, json.dumps(scalars))
 
 
 def is_better(value, best, metric):
@@ -140,9 +131,7 @@ def main(argv):
         model_fn.model_fn_builder(task, config, FLAGS.init_checkpoint, optimizer_config, FLAGS.precision,
                                   training_hooks=hooks), common_flags.run_settings())
     if FLAGS.do_train:
-        strategy = bert_estimator.config.train_distribute
-        replicas = strategy.num_replicas_in_sync if strategy else 1
-        micro_batch = common_flags.per_replica_batch(FLAGS.train_batch_size, replicas)
+        replicas, micro_batch = common_flags.micro_batch(bert_estimator)
         logging.info("training on %d examples: %d steps of %d (%d replica(s) x %d micro-batch(es) of %d)",
                      train_count, total_steps, FLAGS.train_batch_size, replicas,
                      FLAGS.gradient_accumulation_steps, micro_batch)
@@ -157,7 +146,7 @@ def main(argv):
     if FLAGS.do_eval:
         report = task.report(bert_estimator.evaluate(eval_input_fn, steps=eval_steps,
                                                      checkpoint_path=checkpoint_path))
-        write_eval_results(report)
+        common_flags.write_eval_results(report)
 
     if FLAGS.do_predict:
         test_examples = processor.get_test_examples(FLAGS.data_dir)

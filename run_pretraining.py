@@ -20,7 +20,7 @@ import tensorflow as tf
 from absl import flags, logging
 
 import common_flags
-from bert import estimator, files, input_pipeline, model_fn, tasks
+from bert import estimator, input_pipeline, model_fn, tasks
 from bert.errors import UserInputError, run_main
 
 FLAGS = flags.FLAGS
@@ -77,9 +77,7 @@ def main(argv):
     if FLAGS.do_train:
         common_flags.save_model_info("pretraining", next_sentence=next_sentence,
                                      max_predictions_per_seq=max_predictions)
-        strategy = bert.config.train_distribute
-        replicas = strategy.num_replicas_in_sync if strategy else 1
-        micro_batch = common_flags.per_replica_batch(FLAGS.train_batch_size, replicas)
+        replicas, micro_batch = common_flags.micro_batch(bert)
         # Resuming: skip the batches the earlier run consumed, so the data order is the uninterrupted one's.
         latest = tf.train.latest_checkpoint(FLAGS.output_dir)
         done = int(tf.train.load_checkpoint(latest).get_tensor("global_step")) if latest else 0
@@ -98,10 +96,7 @@ def main(argv):
                                steps=FLAGS.max_eval_steps)
         report = {key: float(value) for key, value in result.items() if key != "global_step"}
         report["global_step"] = int(result["global_step"])
-        files.write_text_atomic(os.path.join(FLAGS.output_dir, "eval_results.json"), json.dumps(report, indent=2) + "\n")
-        files.write_text_atomic(os.path.join(FLAGS.output_dir, "eval_results.txt"),
-                                "".join(f"{k} = {report[k]}\n" for k in sorted(report)))
-        print(json.dumps(report))
+        common_flags.write_eval_results(report)
 
 
 if __name__ == "__main__":

@@ -68,8 +68,7 @@ def main(argv):
                                                                FLAGS.precision, training_hooks=hooks),
                                      common_flags.run_settings())
     if FLAGS.do_train:
-        strategy = bert.config.train_distribute
-        batch = common_flags.per_replica_batch(FLAGS.train_batch_size, strategy.num_replicas_in_sync if strategy else 1)
+        _, batch = common_flags.micro_batch(bert)
         bert.train(input_pipeline.tfrecord_input_fn_builder(train_path, task.feature_spec(True), batch, True,
                                                             drop_remainder=True, seed=FLAGS.seed),
                    max_steps=optimizer_config.num_train_steps)
@@ -100,9 +99,7 @@ def main(argv):
                 version = "2.0" if FLAGS.version_2_with_negative else squad.language_of(examples)
             result = squad.evaluate(examples, predictions, version, null_odds or None)
             result["eval_version"] = version
-            files.write_text_atomic(os.path.join(FLAGS.output_dir, "eval_results.json"),
-                                    json.dumps(result, indent=2) + "\n")
-            print(json.dumps(result))
+            common_flags.write_eval_results(result)
 
 
 if __name__ == "__main__":

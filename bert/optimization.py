@@ -157,7 +157,6 @@ def create_train_op(loss, config, tvars=None, global_step=None):
                 tf.distribute.ReduceOp.MEAN, list(zip(per_replica, variables))),
             args=(grads,))
 
-    dependencies = []
     if steps > 1:
         accumulators = [_state_variable(v.op.name + "/grad_accum", 0.0, tf.float32, v.shape)
                         for v in variables]

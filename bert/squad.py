@@ -11,7 +11,7 @@ import json
 import math
 import re
 import string
-from typing import List, Optional
+from typing import List
 
 from absl import logging
 

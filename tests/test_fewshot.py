@@ -203,7 +203,7 @@ def test_bad_inputs(tmp_path, tiny_model):
            "topic3": TOPICS["topic3"]}
     small = write_data(tmp_path / "small.tsv", per_class=3, topics=few)
     with open(small, "a") as writer:
-        writer.write("".join(f"this is about w0a w0b\ttopic0\nthis is about w1a\ttopic1\n" for _ in range(3)))
+        writer.write("this is about w0a w0b\ttopic0\nthis is about w1a\ttopic1\n" * 3)
     with pytest.raises(UserInputError, match=r"meta-training: 3-way episodes need 3 classes with at least 4 "
                                              r"examples each, but only 2 have that many"):
         run(tiny_model, tmp_path / "o2", do_train=True, data_file=small, class_split_file=write_json(

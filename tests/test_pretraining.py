@@ -14,7 +14,7 @@ from absl import flags
 
 import create_pretraining_data
 import run_pretraining
-from bert import checkpoint, input_pipeline, pretraining_data, tokenization, vocab
+from bert import checkpoint, pretraining_data, tokenization, vocab
 from bert.errors import UserInputError
 from conftest import REPO, tiny_config
 
