@@ -50,7 +50,10 @@ demo: model
 BENCH_VENV := .venv-bench
 BENCH_PEERS := tokenizers torch==2.13.0 transformers
 BENCH_STAMP := $(BENCH_VENV)/.installed-peers
-.PHONY: bench-throughput bench-mrpc
+# The converted model when it is absent (the `model` rule re-fires after any re-setup of .venv and
+# then refuses to overwrite the folder it made before).
+BENCH_MODEL := $(if $(wildcard $(MODEL_DIR)/bert_config.json),,model)
+.PHONY: bench-throughput bench-mrpc bench-serving
 
 $(BENCH_STAMP): $(STAMP)
 	$(PYTHON) -m venv $(BENCH_VENV)
@@ -63,12 +66,75 @@ bench-tokenization: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/tokenization.py
 
 # Training examples/s of our Estimator (fp32, fp32+XLA) against transformers on PyTorch, one process.
-bench-throughput: $(BENCH_STAMP) model
+bench-throughput: $(BENCH_STAMP) $(BENCH_MODEL)
 	$(BENCH_VENV)/bin/python benchmarks/train_throughput.py
 
+# Serving all-MiniLM-L6-v2 at length 128: the exported SavedModel called in process, one Estimator.predict call
+# per request, and transformers on PyTorch, in one run: p50/p99 ms at batch 1, texts/s at batch 32; ~6 CPU-minutes.
+bench-serving: $(BENCH_STAMP) model
+	$(BENCH_VENV)/bin/python benchmarks/serving_latency.py
+
 # Fine-tunes all-MiniLM-L6-v2 on ../shared/data/mrpc with run_classifier.py (project venv); ~40 min on 2 cores.
-bench-mrpc: model
+bench-mrpc: $(BENCH_MODEL)
 	$(PY) benchmarks/mrpc.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) models output
+
+# Few-shot benchmarks: run_fewshot.py in subprocesses (project venv), tables of meta-trained vs frozen /
+# random-init vs per-episode fine-tuning. Outputs under output/bench-fewshot-*; data read in place from
+# ../shared/data (or $BERT_SHARED_DATA).
+.PHONY: bench-fewshot-clinc150 bench-fewshot-csldcp
+
+# CLINC150, 50 held-out intents, all-MiniLM-L6-v2: ~35 min meta-training + ~25 min fine-tuning baseline on 2 cores.
+bench-fewshot-clinc150: model
+	$(PY) benchmarks/fewshot_clinc150.py
+
+# FewCLUE csldcp (Chinese), a small random-init BERT with the Chinese vocab: ~30 min on 2 cores.
+bench-fewshot-csldcp: $(STAMP)
+	$(PY) benchmarks/fewshot_csldcp.py
+
+# Pretraining benchmarks (benchmarks/pretraining.py): create_pretraining_data.py and run_pretraining.py in
+# subprocesses with the project venv; tables and exact commands printed and kept under output/bench-pretraining/.
+# Text is read in place from ../shared/data/pretrain_text (or $BERT_SHARED_DATA).
+.PHONY: bench-pretraining-data bench-pretraining-minilm chinese-encoder
+# jieba (Chinese word boundaries for whole-word masking) is an optional dependency: only this recipe installs it.
+JIEBA_STAMP := $(VENV)/.installed-jieba
+
+$(JIEBA_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet jieba==0.42.1
+	touch $@
+
+# Instances/s of create_pretraining_data.py on BBC news with 1 and 2 workers, and a byte-identity check; ~5 min.
+bench-pretraining-data: model
+	$(PY) benchmarks/pretraining.py data
+
+# all-MiniLM-L6-v2 continued on BBC news (masked LM only): held-out loss/accuracy before and after; ~35 min on 2 cores.
+bench-pretraining-minilm: model
+	$(PY) benchmarks/pretraining.py minilm
+
+# The small Chinese BERT (4 layers, hidden 256) pretrained from scratch, with its held-out accuracy curve, in
+# output/chinese_bert_small/ for the Chinese few-shot and reading-comprehension benchmarks; ~35 min on 2 cores.
+# Does nothing when that folder already holds this recipe's model; stopped part-way, it resumes.
+chinese-encoder: $(JIEBA_STAMP)
+	$(PY) benchmarks/pretraining.py chinese
+
+# Reading comprehension (benchmarks/squad.py): run_squad.py in subprocesses with the project venv; tables and
+# exact commands printed and kept under output/bench-squad/. Data read in place from ../shared/data (or
+# $BERT_SHARED_DATA). Times are for 2 idle cores; wall and CPU time are both reported.
+.PHONY: bench-squad bench-squad-convert bench-cmrc
+
+# SQuAD v1.1 dev split by article (first 38 train, last 10 evaluate), all-MiniLM-L6-v2 fine-tuned at length 256,
+# 2 epochs: EM/F1; ~85 CPU-minutes (~45 min on 2 idle cores).
+bench-squad: model
+	$(PY) benchmarks/squad.py squad
+
+# Questions/s of the feature conversion (read_squad_file + example_features, then run_squad's whole cache step)
+# on all 10,570 SQuAD dev questions, MiniLM vocab, length 384 / stride 128; ~2 min.
+bench-squad-convert: model
+	$(PY) benchmarks/squad.py convert
+
+# CMRC2018 trial -> dev with the Chinese vocab: output/chinese_bert_small/ (make chinese-encoder) when it is there,
+# else a random-init 4-layer BERT; character-level EM/F1; ~20 min on 2 idle cores.
+bench-cmrc: $(STAMP)
+	$(PY) benchmarks/squad.py cmrc

@@ -53,14 +53,18 @@ flags.DEFINE_string("processor_module", None, "A module name or .py file whose p
 flags.DEFINE_enum("pooling", None, ["pooled", "cls", "mean"],
                   "Sentence vector: BERT's pooler, the [CLS] state, or the mean over tokens "
                   "(default: pooled in run_classifier, mean in run_fewshot).")
-flags.DEFINE_string("input_file", None, "Pretraining input: raw text files/globs/folders for "
-                    "create_pretraining_data.py; its output folder (or TFRecord files) for run_pretraining.py.")
+flags.DEFINE_string("input_file", None, "Input: raw text files/globs/folders for create_pretraining_data.py; "
+                    "its output folder (or TFRecord files) for run_pretraining.py; texts for extract_features.py.")
 flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions per sequence, at most (run_pretraining "
                      "reads it from the data folder's pretrain_meta.json when there is one).")
 flags.DEFINE_string("train_file", None, "Training data: text<TAB>label lines of the meta-training classes "
                     "(run_fewshot.py), SQuAD-format JSON (run_squad.py).")
 flags.DEFINE_string("predict_file", None, "Texts to predict: one a line (run_fewshot.py), SQuAD-format JSON "
                     "(run_squad.py).")
+flags.DEFINE_string("model_dir", None, "A training run's output_dir to read (model_info.json, bert_config.json, "
+                    "the vocab and checkpoints): export_savedmodel.py, extract_features.py.")
+flags.DEFINE_string("support_file", None, "Few-shot: text<TAB>label lines, a few per class (any classes): the "
+                    "classes run_fewshot.py --do_predict and an exported few-shot model classify into.")
 flags.DEFINE_integer("eval_every_steps", 0, "While training: evaluate every this many steps and keep the best "
                      "checkpoint in output_dir/best.")
 

@@ -55,7 +55,6 @@ flags.DEFINE_enum("baseline", "none", ["none", "finetune"], "Also fine-tune BERT
 flags.DEFINE_integer("baseline_episodes", 50, "Episodes per setting for the fine-tuning baseline.")
 flags.DEFINE_integer("baseline_steps", 30, "Fine-tuning steps on each support set.")
 flags.DEFINE_float("baseline_learning_rate", 5e-5, "Fine-tuning baseline learning rate.")
-flags.DEFINE_string("support_file", None, "Prediction: text<TAB>label lines, a few per class (any classes).")
 
 
 def pooling():

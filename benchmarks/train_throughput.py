@@ -128,13 +128,15 @@ def cpu_snapshot():
 
 
 def summarize(step_times, batch_size, start, end):
-    """start, end: cpu_snapshot()s around the timed steps."""
+    """step_times: seconds per timed step; start, end: cpu_snapshot()s around those steps."""
     median = statistics.median(step_times)
     mean = statistics.fmean(step_times)
     wall = end[0] - start[0]
     others = ((end[1] - start[1]) - (end[2] - start[2])) / wall  # cores other processes kept busy
+    own_cpu = (end[2] - start[2]) / len(step_times)  # this process's CPU seconds per step
     return {"median_s": median, "mean_s": mean, "examples_per_s": batch_size / median,
-            "examples_per_s_mean": batch_size / mean, "steps": len(step_times), "other_cores": max(others, 0.0)}
+            "examples_per_s_mean": batch_size / mean, "steps": len(step_times), "other_cores": max(others, 0.0),
+            "examples_per_cpu_s": batch_size / own_cpu}
 
 
 class StepTimer(tf1.train.SessionRunHook):
@@ -300,21 +302,23 @@ def main():
           f"{ARGS.warmup_steps} warm-up steps, then {ARGS.steps} timed; {os.cpu_count()} CPU cores, "
           f"TensorFlow {tf.__version__}, TF_XLA_FLAGS={os.environ.get('TF_XLA_FLAGS', '')!r}\n")
     print("| stack | examples/s (median step) | examples/s (mean step) | s/step (median) | ours/theirs "
-          "| FLOP/s | of matmul peak | other processes' cores |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "| FLOP/s | of matmul peak | examples per CPU-second | other processes' cores |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, r in results.items():
         ratio = f"{r['examples_per_s'] / theirs['examples_per_s']:.2f}" if theirs and r is not theirs else "-"
         achieved = r["examples_per_s"] * flops
         print(f"| {name} | {r['examples_per_s']:.2f} | {r['examples_per_s_mean']:.2f} | {r['median_s']:.3f} "
-              f"| {ratio} | {achieved / 1e9:.1f} G | {achieved / peak:.1%} | {r['other_cores']:.2f} |")
+              f"| {ratio} | {achieved / 1e9:.1f} G | {achieved / peak:.1%} | {r['examples_per_cpu_s']:.2f} "
+              f"| {r['other_cores']:.2f} |")
     print(f"\nmatmul peak: {peak / 1e9:.1f} GFLOP/s (float32 tf.matmul 2048x2048, 2*n^3 flops, best of 5 loops)")
     print(f"training FLOPs/example = 6 * N * L + 12 * layers * L^2 * hidden = 6 * {params:,} * {ARGS.seq_length} "
           f"+ 12 * {config.num_hidden_layers} * {ARGS.seq_length}^2 * {config.hidden_size} = {flops / 1e9:.2f} GFLOP "
           f"(N: parameters less the word, position and segment embedding tables)")
     for note in notes:
         print(note)
+    print("examples per CPU-second: 32 / (this process's CPU seconds per timed step), all threads counted")
     print("other processes' cores: CPU time the rest of the machine used during the timed steps, per second "
-          "(0 on a quiet machine)")
+          "(0 on a quiet machine; above 0 the wall-time figures are shared-machine figures)")
     print(f"wall time of this benchmark: {time.perf_counter() - started:.0f} s")
 
 

@@ -12,7 +12,7 @@ def run_main(main):
 
     def guarded(argv):
         try:
-            return main(argv)
+            main(argv)  # a return value would become app.run's exit status
         except UserInputError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)

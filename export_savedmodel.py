@@ -1,0 +1,42 @@
+"""Exports a trained output folder as a SavedModel that TensorFlow Serving loads as it is.
+
+  python export_savedmodel.py --model_dir=OUT --export_dir=EXPORT              (run_classifier.py output)
+  python export_savedmodel.py --model_dir=OUT --export_dir=EXPORT --support_file=SUPPORT.tsv   (run_fewshot.py)
+
+Reads model_info.json, bert_config.json, the vocab, label_map.json and the checkpoint (OUT/best when
+there is one, else the latest) from OUT -- no training flags repeated -- and writes EXPORT/<version>/
+(saved_model.pb, variables/, assets/), the next free version number. Signatures: serving_default
+(raw text in, probabilities / label_id / label out; tokenization inside the graph), predict_ids
+(token ids in), tokenize, and for few-shot models embed; see bert/export.py. A few-shot model
+classifies into the classes of --support_file (text<TAB>label lines, a few per class), fixed at export.
+"""
+from absl import flags
+
+import common_flags  # noqa: F401  (defines --model_dir and --support_file)
+import processors
+from bert import export
+from bert.errors import UserInputError, run_main
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("export_dir", None, "Where version folders 1, 2, ... go (TensorFlow Serving's model base path).")
+flags.DEFINE_string("checkpoint", None, "Export this checkpoint instead of model_dir/best (or the latest).")
+
+
+def main(argv):
+    del argv
+    import logging
+    import tensorflow as tf
+    tf.get_logger().setLevel(logging.ERROR)
+    missing = [f"--{name}" for name in ("model_dir", "export_dir") if not getattr(FLAGS, name)]
+    if missing:
+        raise UserInputError("missing required flag(s): " + ", ".join(missing))
+    support = None
+    if FLAGS.support_file:
+        examples = processors.read_text_label_file(FLAGS.support_file, "support")
+        support = export.SupportSet([e.text_a for e in examples], [e.label for e in examples], FLAGS.support_file)
+    path = export.export_saved_model(FLAGS.model_dir, FLAGS.export_dir, support=support, checkpoint=FLAGS.checkpoint)
+    print(f"exported {FLAGS.model_dir} to {path}")
+
+
+if __name__ == "__main__":
+    run_main(main)

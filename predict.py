@@ -1,0 +1,122 @@
+"""Batch prediction with an exported SavedModel, without TensorFlow Serving.
+
+  python predict.py --saved_model_dir=EXPORT --predict_file=texts.txt --output_file=predictions.tsv
+  python predict.py --saved_model_dir=EXPORT/3 --predict_file=pairs.tsv --output_file=predictions.tsv
+
+--saved_model_dir: a version folder, or the export folder (its highest version is used).
+--predict_file: a .tsv file -- with a header row naming the columns text_a (and text_b), e.g. the
+  training data's own files, or without one: text_a in the first column, text_b in the second -- or
+  any other file: one text a line (every line, blank ones too, so output row i is input line i).
+Output: a TSV with a header: the input text(s), label, probability (of that label; not for
+multi-label models), one column per class with its probability, and for few-shot models
+distance:<class> columns. The model's own serving_default signature does the work, in batches of
+--predict_batch_size (default 64 here), tokenization included.
+"""
+import os
+
+from absl import flags
+
+import common_flags  # noqa: F401  (predict_file, predict_batch_size)
+from bert import export
+from bert.errors import UserInputError, run_main
+from processors import readers
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("saved_model_dir", None, "An export folder (highest version) or one version folder.")
+flags.DEFINE_string("output_file", None, "Where the predictions TSV goes.")
+DEFAULT_BATCH = 64
+
+
+def read_inputs(path, pair):
+    """{"text_a": [...] (, "text_b": [...])} from a .tsv (header optional) or a one-text-a-line file."""
+    if not path.lower().endswith(".tsv"):
+        text = readers.read_text(path)
+        lines = [line for _, line in readers.numbered_lines(text[:-1] if text.endswith("\n") else text)]
+        if pair:
+            raise UserInputError(f"{path}: the model takes text pairs (text_a, text_b); give a .tsv file")
+        return {"text_a": lines}
+    rows = readers.read_rows(path, readers.TSV)
+    if not rows:
+        raise UserInputError(f"{path}: no rows")
+    header = [name.strip() for name in rows[0][1]]
+    if "text_a" in header:
+        columns = {"text_a": header.index("text_a")}
+        if "text_b" in header:
+            columns["text_b"] = header.index("text_b")
+        rows = rows[1:]
+    else:
+        columns = {"text_a": 0, "text_b": 1} if pair else {"text_a": 0}
+    if pair and "text_b" not in columns:
+        raise UserInputError(f"{path}:1: the model takes text pairs; the header names no text_b column")
+    if not pair and "text_b" in columns:
+        raise UserInputError(f"{path}:1: the header has a text_b column but the model takes text_a only")
+    inputs = {name: [] for name in columns}
+    for line, fields in rows:
+        if len(fields) <= max(columns.values()):
+            raise UserInputError(f"{path}:{line}: expected at least {max(columns.values()) + 1} tab-separated "
+                                 f"columns, found {len(fields)}")
+        for name, index in columns.items():
+            inputs[name].append(fields[index])
+    return inputs
+
+
+def label_names(saved_model_dir, width):
+    """The class names in the order of the probabilities (assets/label_map.json)."""
+    import json
+    path = os.path.join(saved_model_dir, "assets", export.LABEL_MAP_FILE)
+    try:
+        with open(path, encoding="utf-8") as reader:
+            labels = json.load(reader)["labels"]
+    except (OSError, ValueError, KeyError):
+        labels = None
+    return labels if labels and len(labels) == width else [str(i) for i in range(width)]
+
+
+def main(argv):
+    del argv
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the tokenization ops the SavedModel uses)
+
+    missing = [f"--{name}" for name in ("saved_model_dir", "predict_file", "output_file") if not getattr(FLAGS, name)]
+    if missing:
+        raise UserInputError("missing required flag(s): " + ", ".join(missing))
+    batch_size = FLAGS.predict_batch_size if FLAGS["predict_batch_size"].present else DEFAULT_BATCH
+    if batch_size < 1:
+        raise UserInputError("--predict_batch_size must be at least 1")
+    saved_model_dir = export.resolve_saved_model(FLAGS.saved_model_dir)
+    serve = tf.saved_model.load(saved_model_dir).signatures[export.SIGNATURE_TEXT]
+    names = sorted(serve.structured_input_signature[1])
+    inputs = read_inputs(FLAGS.predict_file, pair="text_b" in names)
+    count = len(inputs["text_a"])
+    if not count:
+        raise UserInputError(f"{FLAGS.predict_file}: no texts")
+
+    tmp = FLAGS.output_file + ".tmp"
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output_file)), exist_ok=True)
+    with open(tmp, "w", encoding="utf-8") as writer:
+        for start in range(0, count, batch_size):
+            batch = {name: tf.constant(values[start:start + batch_size], tf.string) for name, values in inputs.items()}
+            out = {name: tensor.numpy() for name, tensor in serve(**batch).items()}
+            probabilities = out["probabilities"]
+            multi_label = out["label_id"].ndim == 2
+            if start == 0:
+                labels = label_names(saved_model_dir, probabilities.shape[1])
+                header = list(inputs) + ["label"] + ([] if multi_label else ["probability"]) + labels
+                if "distances" in out:
+                    header += [f"distance:{label}" for label in labels]
+                writer.write("\t".join(header) + "\n")
+            for row in range(len(probabilities)):
+                fields = [inputs[name][start + row].replace("\t", " ") for name in inputs]
+                fields.append(out["label"][row].decode("utf-8"))
+                if not multi_label:
+                    fields.append(f"{probabilities[row, out['label_id'][row]]:.6f}")
+                fields += [f"{p:.6f}" for p in probabilities[row]]
+                if "distances" in out:
+                    fields += [f"{d:.6f}" for d in out["distances"][row]]
+                writer.write("\t".join(fields) + "\n")
+    os.replace(tmp, FLAGS.output_file)
+    print(f"{count} predictions from {saved_model_dir} in {FLAGS.output_file}")
+
+
+if __name__ == "__main__":
+    run_main(main)
