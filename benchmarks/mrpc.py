@@ -51,6 +51,7 @@ def count_train_examples(data_dir):
 def run(command, log_path):
     """Runs command with its output in log_path, echoing run_classifier's progress lines; returns seconds."""
     progress = re.compile(r"step \d+/\d+|training on \d+ examples|eval_results|error")
+    absl_prefix = re.compile(r"^[IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] ")
     start = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -58,7 +59,7 @@ def run(command, log_path):
         for line in process.stdout:
             log.write(line)
             if progress.search(line):
-                print("  " + line.rstrip()[-150:], flush=True)
+                print("  " + absl_prefix.sub("", line.rstrip()), flush=True)
         code = process.wait()
     seconds = time.perf_counter() - start
     if code:

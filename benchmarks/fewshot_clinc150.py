@@ -1,0 +1,178 @@
+"""Few-shot intent classification on CLINC150 with run_fewshot.py: meta-trained vs frozen all-MiniLM-L6-v2
+vs per-episode fine-tuning, N-way K-shot accuracy on 50 held-out intents.
+
+  make bench-fewshot-clinc150     (project .venv; reads ../shared/data/clinc150 or $BERT_SHARED_DATA/clinc150)
+  .venv/bin/python benchmarks/fewshot_clinc150.py --frozen_only [--distance=cosine]   (the frozen row alone)
+
+Data: data_full.json's train + val + test utterances pooled per intent (150 each; the out-of-scope
+"oos" examples dropped) are written as text<TAB>label lines to OUT/clinc150.tsv, and the class split
+is ../shared/data/clinc150/fewshot_split.json as it is (--class_split_file): 90 meta-training
+intents, 10 validation intents (checkpoint choice, on the first evaluation setting), 50 test intents
+(the only ones reported).
+
+Runs (each a run_fewshot.py subprocess with the project venv's python, in its own folder under OUT,
+emptied first; TFRecord features cached in OUT/cache and shared between runs):
+  meta      --do_train --do_eval: meta-training from the converted all-MiniLM-L6-v2 (mean pooling),
+            best checkpoint by validation accuracy, then the meta-trained and frozen-encoder rows on
+            all settings (--eval_episodes each, --eval_q_query queries per class).
+  baseline  --do_eval --baseline=finetune: BERT fine-tuned on each episode's support set, restricted
+            to --baseline_settings with --baseline_episodes per setting (it retrains per episode).
+Results: the tables run_fewshot.py printed, then one table with every row, training and evaluation
+episodes per second, and the exact commands with their wall times. OUT defaults to
+output/bench-fewshot-clinc150.
+
+Defaults and why: --max_seq_length=32 (CLINC utterances are short: the driver prints the token
+length distribution; 32 truncates almost nothing); 5-way 2-shot episodes with 8 queries per class
+(1-shot is the setting to win, and small support sets keep the prototypes noisy as at test time);
+3600 episodes, validation every 1200 (about 30 minutes of training on 2 idle cores); learning rate
+1e-5 (all-MiniLM-L6-v2 is already a strong sentence encoder: meta-training should adapt it, not
+overwrite it); --distance=cosine: the encoder was trained for cosine similarity, and the frozen
+check (--frozen_only) gives 94.81 at 5w1s with cosine, as in the issue (94.87), but 87.60 with
+run_fewshot.py's default squared Euclidean distance on the unnormalised mean-pooled vectors.
+The fine-tuning baseline takes about 7 s (5w1s) to 22 s (10w5s) per episode on 2 idle cores and
+130 s at 50w5s, hence 30 episodes on the four 5/10-way settings only.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fewshot_common as common  # noqa: E402
+
+DATA_DIR = os.path.join(common.SHARED_DATA, "clinc150")
+DEFAULT_MODEL = os.path.join(common.REPO, "models", "all-MiniLM-L6-v2")
+DEFAULT_OUTPUT = os.path.join(common.REPO, "output", "bench-fewshot-clinc150")
+SETTINGS = "5w1s,5w5s,10w1s,10w5s,50w1s,50w5s"
+# The frozen encoder as measured in the issue (accuracy %, 1000 episodes, 15 queries per class).
+ISSUE_FROZEN = {"5w1s": "94.87 ± 0.35", "5w5s": "99.06 ± 0.11", "10w1s": "91.19 ± 0.30", "10w5s": "98.12 ± 0.12"}
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data_dir", default=DATA_DIR)
+    parser.add_argument("--model_dir", default=DEFAULT_MODEL, help="converted checkpoint (make model)")
+    parser.add_argument("--python", default=common.default_python())
+    parser.add_argument("--output_dir", default=DEFAULT_OUTPUT)
+    parser.add_argument("--frozen_only", action="store_true", help="only the frozen encoder (--do_eval, no training)")
+    parser.add_argument("--distance", default="cosine", choices=["euclidean", "cosine"])
+    parser.add_argument("--pooling", default="mean")
+    parser.add_argument("--max_seq_length", type=int, default=32)
+    parser.add_argument("--n_way", type=int, default=5)
+    parser.add_argument("--k_shot", type=int, default=2)
+    parser.add_argument("--q_query", type=int, default=8)
+    parser.add_argument("--train_episodes", type=int, default=3600)
+    parser.add_argument("--learning_rate", type=float, default=1e-5)
+    parser.add_argument("--eval_every_steps", type=int, default=1200)
+    parser.add_argument("--val_episodes", type=int, default=1000)
+    parser.add_argument("--eval_settings", default=SETTINGS)
+    parser.add_argument("--eval_episodes", type=int, default=1000)
+    parser.add_argument("--eval_q_query", type=int, default=15)
+    parser.add_argument("--baseline_settings", default="5w1s,5w5s,10w1s,10w5s", help="empty: no baseline run")
+    parser.add_argument("--baseline_episodes", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("extra", nargs="*", help="more run_fewshot.py flags (for every run), after --")
+    return parser.parse_args()
+
+
+def write_data(data_dir, path):
+    """data_full.json train+val+test -> text<TAB>label lines, oos dropped; returns (texts, per-class counts)."""
+    with open(os.path.join(data_dir, "data_full.json"), encoding="utf-8") as reader:
+        data = json.load(reader)
+    lines, texts, counts = [], [], {}
+    for split in ("train", "val", "test"):
+        for text, intent in data[split]:
+            if intent == "oos":
+                continue
+            text = " ".join(text.split())  # no tab or newline can reach the TSV
+            lines.append(f"{text}\t{intent}")
+            texts.append(text)
+            counts[intent] = counts.get(intent, 0) + 1
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as writer:
+        writer.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    return texts, counts
+
+
+def main():
+    args = parse_args()
+    common.require_file(os.path.join(args.data_dir, "data_full.json"),
+                        "this benchmark reads CLINC150 from ../shared/data/clinc150 (or $BERT_SHARED_DATA/clinc150)")
+    split_file = os.path.join(args.data_dir, "fewshot_split.json")
+    common.require_file(split_file, "the CLINC150 few-shot class split (fewshot_split.json) is missing")
+    common.require_file(os.path.join(args.model_dir, "bert_config.json"), "run `make model` first")
+    os.makedirs(args.output_dir, exist_ok=True)
+    data_file = os.path.join(args.output_dir, "clinc150.tsv")
+    texts, counts = write_data(args.data_dir, data_file)
+    with open(split_file, encoding="utf-8") as reader:
+        split = json.load(reader)
+    print(f"CLINC150: {len(texts)} utterances, {len(counts)} intents ({min(counts.values())}-{max(counts.values())} "
+          f"each), oos dropped, written to {data_file}; class split {split_file}: "
+          f"{len(split['train_classes'])} train / {len(split['val_classes'])} val / {len(split['test_classes'])} test")
+    vocab = os.path.join(args.model_dir, "vocab.txt")
+    print(common.describe_lengths(common.token_lengths(texts, vocab, True), args.max_seq_length), flush=True)
+
+    settings = args.eval_settings.split(",")
+    shared = [
+        f"--data_file={data_file}", f"--class_split_file={split_file}", "--do_lower_case=true",
+        f"--vocab_file={vocab}", f"--bert_config_file={os.path.join(args.model_dir, 'bert_config.json')}",
+        f"--init_checkpoint={args.model_dir}", f"--max_seq_length={args.max_seq_length}",
+        f"--pooling={args.pooling}", f"--distance={args.distance}", f"--eval_q_query={args.eval_q_query}",
+        f"--seed={args.seed}", f"--cache_dir={os.path.join(args.output_dir, 'cache')}",
+    ]
+    runner = common.Runner(args.python)
+    start = time.perf_counter()
+    rows, results = [], {}
+    if args.frozen_only:
+        out = common.fresh_dir(os.path.join(args.output_dir, f"frozen-{args.distance}"))
+        results["frozen"] = runner.run("frozen", ["--do_eval", f"--eval_settings={args.eval_settings}",
+                                                  f"--eval_episodes={args.eval_episodes}"] + shared + args.extra, out)
+        print("\n" + results["frozen"]["table"])
+        rows.append(("frozen encoder", results["frozen"]["rows"]["frozen encoder"]))
+    else:
+        out = common.fresh_dir(os.path.join(args.output_dir, "meta"))
+        results["meta"] = runner.run("meta", [
+            "--do_train", "--do_eval", f"--n_way={args.n_way}", f"--k_shot={args.k_shot}",
+            f"--q_query={args.q_query}", f"--train_episodes={args.train_episodes}",
+            f"--learning_rate={args.learning_rate:g}", f"--eval_every_steps={args.eval_every_steps}",
+            f"--val_episodes={args.val_episodes}", f"--eval_settings={args.eval_settings}",
+            f"--eval_episodes={args.eval_episodes}"] + shared + args.extra, out)
+        print("\n" + results["meta"]["table"])
+        rows += [(name, by_setting) for name, by_setting in results["meta"]["rows"].items()]
+        if args.baseline_settings:
+            out = common.fresh_dir(os.path.join(args.output_dir, "baseline"))
+            results["baseline"] = runner.run("baseline", [
+                "--do_eval", "--baseline=finetune", f"--baseline_episodes={args.baseline_episodes}",
+                f"--eval_settings={args.baseline_settings}", f"--eval_episodes={args.eval_episodes}"]
+                + shared + args.extra, out)
+            print("\n" + results["baseline"]["table"])
+            finetune = results["baseline"]["rows"]["fine-tuning"]
+            rows.append((f"fine-tuning ({args.baseline_episodes} episodes)", finetune))
+    total = time.perf_counter() - start
+
+    print(f"\n## CLINC150 few-shot, {len(split['test_classes'])} test intents, {args.eval_q_query} queries per "
+          f"class, accuracy % (mean ± 95% interval), distance {args.distance}, pooling {args.pooling}, "
+          f"max_seq_length {args.max_seq_length}\n")
+    print(common.combined_table(rows, settings, [("frozen encoder, as measured in the issue", ISSUE_FROZEN)]))
+    print("\n" + common.speed_table(rows, settings))
+    if "meta" in results:
+        training = results["meta"]["training"]
+        print(f"\nmeta-training: {training['episodes']} episodes of {args.n_way}-way {args.k_shot}-shot "
+              f"{args.q_query}-query at {training['episodes_per_second']:.2f} episodes/s "
+              f"(training steps only, validation excluded); learning rate {args.learning_rate:g}, "
+              f"validation every {args.eval_every_steps} episodes on {len(split['val_classes'])} val intents "
+              f"({settings[0]}, {args.val_episodes} episodes)")
+        meta, frozen = results["meta"]["rows"]["meta-trained"], results["meta"]["rows"]["frozen encoder"]
+        print("\n" + common.comparison(meta, frozen, settings, "frozen"))
+        beats, losses = common.verdict(meta, frozen, settings)
+        print(f"\nmeta-trained beats frozen at every 1-shot setting: {'yes' if beats else 'NO'}; "
+              f"settings where it is below frozen: {', '.join(losses) if losses else 'none'}")
+    runner.print_commands()
+    print(f"total wall time {common.minutes(total)} (2 CPU cores; other jobs on the machine slow it down)")
+
+
+if __name__ == "__main__":
+    main()

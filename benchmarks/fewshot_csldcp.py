@@ -1,0 +1,227 @@
+"""Chinese few-shot classification on FewCLUE csldcp (paper abstracts -> 67 disciplines) with run_fewshot.py:
+a small Chinese BERT with the real Chinese vocab, meta-trained vs left as it is vs per-episode fine-tuning.
+
+  make bench-fewshot-csldcp       (project .venv; reads ../shared/data/fewclue/csldcp and
+                                   ../shared/data/bert_chinese/vocab.txt, or under $BERT_SHARED_DATA)
+
+The encoder is --encoder_dir, by default output/chinese_bert_small/: the 4-layer, 256-wide Chinese
+BERT that `make chinese-encoder` pretrains from scratch (benchmarks/pretraining.py chinese). Without a
+complete one there (or with --encoder_dir=none) the driver falls back to a random init of the same
+shape: it writes OUT/bert_config.json (4 layers, hidden 256, 4 heads, intermediate 1024, vocab 21128 =
+Google's Chinese vocab) and runs without --init_checkpoint, and the untrained row is "random init"
+instead of "frozen encoder".
+
+Data: every labelled csldcp example, pooled: train_few_all.json + dev_few_all.json +
+test_public.json (2036 + 2068 + 1784 = 5888 abstracts, disjoint; train_<k>/dev_<k>.json are subsets
+of the *_few_all files and test.json has no labels, so neither is added), written as text<TAB>label
+lines to OUT/csldcp.tsv. Classes with fewer than (largest K evaluated + --eval_q_query) examples
+would be dropped here; with the default settings that is 20 and the smallest class has 27, so all
+67 are kept. run_fewshot.py splits the 67 classes itself (--test_class_ratio=0.3,
+--val_class_ratio=0.15, --split_seed=12345: 20 test / 10 validation / 37 meta-training classes,
+written to OUT/meta/class_split.json).
+
+Runs (run_fewshot.py subprocesses with the project venv's python, each in its own folder under OUT,
+emptied first; TFRecord features cached in OUT/cache):
+  meta      --do_train --do_eval: episodic meta-training from the encoder, best checkpoint by
+            validation accuracy (first evaluation setting), then the meta-trained and untrained rows.
+  baseline  --do_eval --baseline=finetune: the encoder plus a new classifier fine-tuned on each
+            episode's support set (--baseline_episodes per setting).
+OUT defaults to output/bench-fewshot-csldcp.
+
+Defaults and why: evaluation 5w1s,5w5s,10w1s,10w5s with 15 queries per class (K+Q <= 20 fits the
+smallest class, 27; 10-way fits the 20 test classes); --max_seq_length=128 (abstracts have a median of
+184 tokens: 128 keeps the opening sentences, which name the subject, at a quarter of the attention cost
+of 256); learning rate 3e-4 (a small model trained from scratch, unlike the pretrained English run).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fewshot_common as common  # noqa: E402
+
+DATA_DIR = os.path.join(common.SHARED_DATA, "fewclue", "csldcp")
+VOCAB = os.path.join(common.SHARED_DATA, "bert_chinese", "vocab.txt")
+DEFAULT_OUTPUT = os.path.join(common.REPO, "output", "bench-fewshot-csldcp")
+CHINESE_ENCODER = os.path.join(common.REPO, "output", "chinese_bert_small")
+LABELLED_FILES = ("train_few_all.json", "dev_few_all.json", "test_public.json")
+SMALL_BERT = {
+    "vocab_size": 21128, "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4,
+    "intermediate_size": 1024, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+    "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 512, "type_vocab_size": 2,
+    "initializer_range": 0.02,
+}
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data_dir", default=DATA_DIR)
+    parser.add_argument("--vocab_file", default=VOCAB)
+    parser.add_argument("--encoder_dir", default=CHINESE_ENCODER,
+                        help="pretrained Chinese encoder (make chinese-encoder); 'none' for a random init")
+    parser.add_argument("--python", default=common.default_python())
+    parser.add_argument("--output_dir", default=DEFAULT_OUTPUT)
+    parser.add_argument("--untrained_only", action="store_true", help="only the untrained encoder's row (--do_eval)")
+    parser.add_argument("--distance", default="cosine", choices=["euclidean", "cosine"])
+    parser.add_argument("--pooling", default="mean")
+    parser.add_argument("--max_seq_length", type=int, default=128)
+    parser.add_argument("--test_class_ratio", type=float, default=0.3)
+    parser.add_argument("--val_class_ratio", type=float, default=0.15)
+    parser.add_argument("--split_seed", type=int, default=12345)
+    parser.add_argument("--n_way", type=int, default=5)
+    parser.add_argument("--k_shot", type=int, default=3)
+    parser.add_argument("--q_query", type=int, default=5)
+    parser.add_argument("--train_episodes", type=int, default=3000)
+    parser.add_argument("--learning_rate", type=float, default=3e-4)
+    parser.add_argument("--eval_every_steps", type=int, default=1000)
+    parser.add_argument("--val_episodes", type=int, default=1000)
+    parser.add_argument("--eval_settings", default="5w1s,5w5s,10w1s,10w5s")
+    parser.add_argument("--eval_episodes", type=int, default=1000)
+    parser.add_argument("--eval_q_query", type=int, default=15)
+    parser.add_argument("--baseline_settings", default="5w1s,5w5s,10w1s,10w5s", help="empty: no baseline run")
+    parser.add_argument("--baseline_episodes", type=int, default=50)
+    parser.add_argument("--baseline_learning_rate", type=float, default=3e-4)
+    parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("extra", nargs="*", help="more run_fewshot.py flags (for every run), after --")
+    return parser.parse_args()
+
+
+def pretrained_encoder(path):
+    """path when it holds a complete pretrained encoder (pretraining_recipe.json says so), else None."""
+    try:
+        with open(os.path.join(path, "pretraining_recipe.json"), encoding="utf-8") as reader:
+            return path if json.load(reader).get("complete") else None
+    except (OSError, ValueError):
+        return None
+
+
+def read_labelled(data_dir):
+    """[(content, label)] from the labelled csldcp files, in file order."""
+    examples = []
+    for name in LABELLED_FILES:
+        with open(os.path.join(data_dir, name), encoding="utf-8") as reader:
+            for number, line in enumerate(reader, start=1):
+                if not line.strip():
+                    continue
+                record = json.loads(line)
+                text, label = " ".join(str(record["content"]).split()), str(record["label"]).strip()
+                if not text or not label:
+                    sys.exit(f"{data_dir}/{name}:{number}: empty content or label")
+                examples.append((text, label))
+    return examples
+
+
+def write_data(examples, needed, path):
+    """Keeps classes with at least `needed` examples, writes text<TAB>label lines; returns (kept, counts, dropped)."""
+    counts = {}
+    for _, label in examples:
+        counts[label] = counts.get(label, 0) + 1
+    dropped = {label: n for label, n in counts.items() if n < needed}
+    kept = [(text, label) for text, label in examples if label not in dropped]
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as writer:
+        writer.write("".join(f"{text}\t{label}\n" for text, label in kept))
+    os.replace(tmp, path)
+    return kept, counts, dropped
+
+
+def main():
+    args = parse_args()
+    for name in LABELLED_FILES:
+        common.require_file(os.path.join(args.data_dir, name), "this benchmark reads FewCLUE csldcp from "
+                            "../shared/data/fewclue/csldcp (or $BERT_SHARED_DATA/fewclue/csldcp)")
+    common.require_file(args.vocab_file, "the Chinese BERT vocab (../shared/data/bert_chinese/vocab.txt) is missing")
+    settings = args.eval_settings.split(",")
+    ks = [int(s.lower().split("w")[1].rstrip("s")) for s in settings + args.baseline_settings.split(",") if s]
+    needed = max(ks) + args.eval_q_query
+    os.makedirs(args.output_dir, exist_ok=True)
+
+    data_file = os.path.join(args.output_dir, "csldcp.tsv")
+    examples, counts, dropped = write_data(read_labelled(args.data_dir), needed, data_file)
+    sizes = sorted(counts.values())
+    print(f"csldcp: {sum(sizes)} labelled abstracts from {' + '.join(LABELLED_FILES)}, {len(counts)} classes, "
+          f"{sizes[0]}-{sizes[-1]} examples per class (median {sizes[len(sizes) // 2]}); K+Q needs {needed}: "
+          + (f"dropped {len(dropped)} classes {dropped}" if dropped else "every class has enough, none dropped")
+          + f"; {len(examples)} examples written to {data_file}")
+    print(common.describe_lengths(common.token_lengths([t for t, _ in examples], args.vocab_file, True),
+                                  args.max_seq_length), flush=True)
+    encoder = pretrained_encoder(args.encoder_dir)
+    if encoder:
+        config_file = os.path.join(encoder, "bert_config.json")
+        init = [f"--init_checkpoint={encoder}"]
+        print(f"encoder: {encoder} (pretrained by benchmarks/pretraining.py chinese)")
+    else:
+        config_file, init = os.path.join(args.output_dir, "bert_config.json"), []
+        with open(config_file, "w", encoding="utf-8") as writer:
+            json.dump(SMALL_BERT, writer, indent=2)
+        print(f"random-init encoder (no complete pretrained one at {args.encoder_dir}): {config_file} = "
+              f"{json.dumps(SMALL_BERT)}")
+    untrained_row = "frozen encoder" if encoder else "random init"
+
+    shared = [
+        f"--data_file={data_file}", f"--test_class_ratio={args.test_class_ratio:g}",
+        f"--val_class_ratio={args.val_class_ratio:g}", f"--split_seed={args.split_seed}", "--do_lower_case=true",
+        f"--vocab_file={args.vocab_file}", f"--bert_config_file={config_file}",
+        f"--max_seq_length={args.max_seq_length}", f"--pooling={args.pooling}", f"--distance={args.distance}",
+        f"--eval_q_query={args.eval_q_query}", f"--eval_episodes={args.eval_episodes}", f"--seed={args.seed}",
+        f"--cache_dir={os.path.join(args.output_dir, 'cache')}",
+    ] + init
+    runner = common.Runner(args.python)
+    start = time.perf_counter()
+    rows, results = [], {}
+    if args.untrained_only:
+        out = common.fresh_dir(os.path.join(args.output_dir, f"untrained-{args.distance}"))
+        results["untrained"] = runner.run("untrained", ["--do_eval", f"--eval_settings={args.eval_settings}"]
+                                          + shared + args.extra, out)
+        print("\n" + results["untrained"]["table"])
+        rows.append((untrained_row, results["untrained"]["rows"][untrained_row]))
+    else:
+        out = common.fresh_dir(os.path.join(args.output_dir, "meta"))
+        results["meta"] = runner.run("meta", [
+            "--do_train", "--do_eval", f"--n_way={args.n_way}", f"--k_shot={args.k_shot}",
+            f"--q_query={args.q_query}", f"--train_episodes={args.train_episodes}",
+            f"--learning_rate={args.learning_rate:g}", f"--eval_every_steps={args.eval_every_steps}",
+            f"--val_episodes={args.val_episodes}", f"--eval_settings={args.eval_settings}"] + shared + args.extra, out)
+        print("\n" + results["meta"]["table"])
+        rows += list(results["meta"]["rows"].items())
+        if args.baseline_settings:
+            out = common.fresh_dir(os.path.join(args.output_dir, "baseline"))
+            results["baseline"] = runner.run("baseline", [
+                "--do_eval", "--baseline=finetune", f"--baseline_episodes={args.baseline_episodes}",
+                f"--baseline_learning_rate={args.baseline_learning_rate:g}",
+                f"--eval_settings={args.baseline_settings}"] + shared + args.extra, out)
+            print("\n" + results["baseline"]["table"])
+            rows.append((f"fine-tuning ({args.baseline_episodes} episodes)", results["baseline"]["rows"]["fine-tuning"]))
+    total = time.perf_counter() - start
+
+    run_dir = os.path.join(args.output_dir, "untrained-" + args.distance if args.untrained_only else "meta")
+    with open(os.path.join(run_dir, "class_split.json"), encoding="utf-8") as reader:
+        split = json.load(reader)
+    print(f"\n## FewCLUE csldcp few-shot, {len(split['test_classes'])} test disciplines "
+          f"({len(split['train_classes'])} meta-training, {len(split['val_classes'])} validation; split seed "
+          f"{args.split_seed}), {args.eval_q_query} queries per class, accuracy % (mean ± 95% interval), "
+          f"4-layer 256-wide BERT {'pretrained from scratch' if encoder else 'from a random init'}, "
+          f"distance {args.distance}, pooling {args.pooling}, "
+          f"max_seq_length {args.max_seq_length}\n")
+    print(common.combined_table(rows, settings))
+    print("\n" + common.speed_table(rows, settings))
+    if "meta" in results:
+        training = results["meta"]["training"]
+        print(f"\nmeta-training: {training['episodes']} episodes of {args.n_way}-way {args.k_shot}-shot "
+              f"{args.q_query}-query at {training['episodes_per_second']:.2f} episodes/s "
+              f"(training steps only, validation excluded); learning rate {args.learning_rate:g}, "
+              f"validation every {args.eval_every_steps} episodes ({settings[0]}, {args.val_episodes} episodes)")
+        meta, untrained = results["meta"]["rows"]["meta-trained"], results["meta"]["rows"][untrained_row]
+        print("\n" + common.comparison(meta, untrained, settings, untrained_row))
+        if "baseline" in results:
+            finetune = results["baseline"]["rows"]["fine-tuning"]
+            both = [s for s in settings if s in finetune]
+            print("\n" + common.comparison(meta, finetune, both, "fine-tuning"))
+    runner.print_commands()
+    print(f"total wall time {common.minutes(total)} (2 CPU cores; other jobs on the machine slow it down)")
+
+
+if __name__ == "__main__":
+    main()

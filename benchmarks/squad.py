@@ -1,0 +1,495 @@
+"""Reading comprehension with run_squad.py on real data: SQuAD v1.1 (English), CMRC2018 (Chinese),
+and the speed of the feature conversion.
+
+  make bench-squad            SQuAD v1.1 dev split by article, all-MiniLM-L6-v2 fine-tuned (~40 min on 2 idle cores)
+  make bench-squad-convert    questions/s of the feature conversion on the whole SQuAD dev file (~2 min)
+  make bench-cmrc             CMRC2018 trial -> dev, a small Chinese BERT (~20 min on 2 idle cores)
+
+  python benchmarks/squad.py {squad,convert,cmrc} [--help for each]
+
+Data are read in place from ../shared/data (or $BERT_SHARED_DATA); nothing from there is copied into
+the project. Everything this script writes goes under output/bench-squad/ (gitignored):
+
+  squad:   only the SQuAD v1.1 dev set is available, so it is split by article in file order: the
+           first --train_articles (38) articles are the training set (8,582 questions), the other 10
+           the evaluation set (1,988 questions), written as two SQuAD-format files under
+           output/bench-squad/data/. run_squad.py --do_train --do_predict --do_eval fine-tunes
+           all-MiniLM-L6-v2 (make model) on the first and scores the second with the official v1.1
+           EM/F1. Defaults: max_seq_length 256 / doc_stride 128 (SQuAD contexts average ~150 pieces,
+           so 384 is mostly padding: 256 costs ~2/3 as much per window for 12% more windows),
+           2 epochs at batch 32, learning rate 1e-4 with 10% warm-up (a 6-layer 384-wide model on
+           600 updates wants a higher rate than BERT-Base's 3e-5 on 88k questions).
+  convert: read_squad_file + example_features over all 10,570 dev questions in this process with
+           the MiniLM vocab (fresh tokenizer each repeat), at 384/128 by default, and then the whole
+           cache step of run_squad.py (input_pipeline.cached_tfrecord: digest, conversion,
+           tf.train.Example serialisation, TFRecord write) into a temporary folder. Wall and CPU time.
+  cmrc:    cmrc2018_trial.json (1,002 questions) for training, cmrc2018_dev.json (3,219) for
+           evaluation, the real Chinese vocab (21,128 pieces, do_lower_case=true), the CMRC2018
+           character-level EM/F1 (run_squad.py picks it for Chinese data). The encoder: the small
+           Chinese BERT in output/chinese_bert_small/ when that folder holds bert_config.json, vocab.txt
+           and a checkpoint (made by run_pretraining.py); otherwise a random initialisation of a small
+           config (4 layers, hidden 256, 4 heads, intermediate 1024), no --init_checkpoint.
+           The official dev file has 193 secondary answers with answer_start -1, which
+           bert/squad.read_squad_file rejects; a copy with those offsets located by the answer text
+           (the metric never reads offsets) is written to output/bench-squad/data/ and evaluated.
+
+Runs happen in subprocesses with the project venv's python; each run's log is run.log in its folder,
+its checkpoints are deleted at the end unless --keep_checkpoints. Wall time and the CPU time of the
+subprocess (user + system, over all its threads) are both reported, with the load average, because
+the machine may be shared: CPU time is the fairer measure of cost, wall time what you waited.
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+SHARED_DATA = os.environ.get("BERT_SHARED_DATA") or os.path.join(os.path.dirname(REPO), "shared", "data")
+SQUAD_DEV = os.path.join(SHARED_DATA, "squad_v1.1", "dev-v1.1.json")
+CMRC_TRAIN = os.path.join(SHARED_DATA, "cmrc2018", "cmrc2018_trial.json")
+CMRC_DEV = os.path.join(SHARED_DATA, "cmrc2018", "cmrc2018_dev.json")
+CHINESE_VOCAB = os.path.join(SHARED_DATA, "bert_chinese", "vocab.txt")
+MINILM = os.path.join(REPO, "models", "all-MiniLM-L6-v2")
+CHINESE_ENCODER = os.path.join(REPO, "output", "chinese_bert_small")
+OUTPUT_ROOT = os.path.join(REPO, "output", "bench-squad")
+DEFAULT_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
+# The random-init fallback for Chinese: a BERT-mini-like encoder over Google's Chinese vocab.
+SMALL_CHINESE_CONFIG = dict(vocab_size=21128, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
+                            intermediate_size=1024, hidden_act="gelu", hidden_dropout_prob=0.1,
+                            attention_probs_dropout_prob=0.1, max_position_embeddings=512, type_vocab_size=2,
+                            initializer_range=0.02)
+
+
+# --- shared helpers --------------------------------------------------------------------------------
+def need_file(path, what):
+    if not os.path.exists(path):
+        sys.exit(f"{path} is absent: {what} is read from ../shared/data (or $BERT_SHARED_DATA); "
+                 "this benchmark cannot run without it")
+
+
+def load_json(path):
+    with open(path, encoding="utf-8") as reader:
+        return json.load(reader)
+
+
+def write_json(path, value):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as writer:
+        json.dump(value, writer, ensure_ascii=False, indent=1)
+        writer.write("\n")
+    os.replace(tmp, path)
+
+
+def count_questions(data):
+    return sum(len(paragraph["qas"]) for article in data["data"] for paragraph in article["paragraphs"])
+
+
+def fresh_dir(path):
+    """An empty run folder (the Estimator would otherwise resume from an earlier run's checkpoints)."""
+    if os.path.isdir(path):
+        print(f"removing the previous run in {os.path.relpath(path, REPO)}", flush=True)
+        shutil.rmtree(path)
+    os.makedirs(path)
+    return path
+
+
+def load_text():
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.1f} / {five:.1f} / {fifteen:.1f}"
+
+
+def minutes(seconds):
+    return f"{seconds / 60:.1f} min"
+
+
+def show_command(command):
+    """The command as typed from the repository root."""
+    parts = [os.path.relpath(part, REPO) if os.path.isabs(part) and part.startswith(REPO) else part
+             for part in command]
+    parts = [re.sub(r"^(--[\w]+=)" + re.escape(REPO + os.sep), r"\1", part) for part in parts]
+    return " ".join(parts)
+
+
+PROGRESS = re.compile(r"step \d+/\d+|training on \d+|answered \d+|wrote \S+tf_record|reusing \S+tf_record"
+                      r"|exact_match|rror|Traceback")
+ABSL_PREFIX = re.compile(r"^[IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] ")
+
+
+def run(command, run_dir):
+    """Runs command (cwd = the repository) with its output in run_dir/run.log, echoing progress lines.
+
+    Returns (log text, wall seconds, CPU seconds of the child: user + system over its threads).
+    """
+    log_path = os.path.join(run_dir, "run.log")
+    print("running: " + show_command(command), flush=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    lines = []
+    with open(log_path, "w", encoding="utf-8") as log:
+        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1"))
+        for line in process.stdout:
+            log.write(line)
+            log.flush()
+            lines.append(line)
+            if PROGRESS.search(line):
+                print("  " + ABSL_PREFIX.sub("", line.rstrip()), flush=True)
+        code = process.wait()
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if code:
+        sys.exit(f"{os.path.basename(command[1])} exited with {code} after {wall:.0f} s; see {log_path}")
+    return "".join(lines), wall, cpu
+
+
+def parse_log(log):
+    """What run_squad.py logged: questions trained on / skipped, training windows, answered questions."""
+    info = {}
+    match = re.search(r"training on (\d+) questions \((\d+) skipped", log)
+    if match:
+        info["train_questions"], info["train_skipped"] = int(match.group(1)), int(match.group(2))
+    match = re.search(r"(?:wrote|reusing) \S*squad-train\S* \((\d+) records\)", log)
+    if match:
+        info["train_windows"] = int(match.group(1))
+    match = re.search(r"answered (\d+) questions \((\d+) windows\)", log)
+    if match:
+        info["eval_questions"], info["eval_windows"] = int(match.group(1)), int(match.group(2))
+    return info
+
+
+def remove_checkpoints(run_dir):
+    for path in glob.glob(os.path.join(run_dir, "model.ckpt-*")) + glob.glob(os.path.join(run_dir, "best", "*")):
+        if os.path.isfile(path):
+            os.remove(path)
+
+
+def fine_tune(args, name, train_file, eval_file, vocab_file, config_file, init_checkpoint):
+    """run_squad.py --do_train --do_predict --do_eval in a fresh folder; returns a result dict."""
+    run_dir = fresh_dir(os.path.join(args.output_root, name))
+    flags = ["--do_train", "--do_predict", "--do_eval", f"--train_file={train_file}", f"--predict_file={eval_file}",
+             f"--vocab_file={vocab_file}", f"--bert_config_file={config_file}", "--do_lower_case=true"]
+    flags += [f"--init_checkpoint={init_checkpoint}"] if init_checkpoint else []
+    flags += [f"--max_seq_length={args.max_seq_length}", f"--doc_stride={args.doc_stride}",
+              f"--train_batch_size={args.train_batch_size}", f"--predict_batch_size={args.predict_batch_size}",
+              f"--learning_rate={args.learning_rate:g}", f"--num_train_epochs={args.num_train_epochs:g}",
+              f"--save_checkpoints_steps={args.save_checkpoints_steps}", f"--seed={args.seed}",
+              f"--cache_dir={os.path.join(args.output_root, 'cache')}", f"--output_dir={run_dir}"] + args.extra
+    command = [args.python, os.path.join(REPO, "run_squad.py")] + flags
+    load_before = load_text()
+    log, wall, cpu = run(command, run_dir)
+    result = dict(command=show_command(command), wall_seconds=wall, cpu_seconds=cpu, load_before=load_before,
+                  load_after=load_text(), metrics=load_json(os.path.join(run_dir, "eval_results.json")),
+                  **parse_log(log))
+    if "train_windows" in result:
+        result["steps"] = max(math.ceil(result["train_windows"] * args.num_train_epochs / args.train_batch_size), 1)
+    if not args.keep_checkpoints:
+        remove_checkpoints(run_dir)
+    write_json(os.path.join(run_dir, "benchmark_result.json"), result)
+    return result
+
+
+def add_training_flags(parser, max_seq_length, epochs, batch, learning_rate):
+    parser.add_argument("--max_seq_length", type=int, default=max_seq_length)
+    parser.add_argument("--doc_stride", type=int, default=128)
+    parser.add_argument("--num_train_epochs", type=float, default=epochs)
+    parser.add_argument("--train_batch_size", type=int, default=batch)
+    parser.add_argument("--predict_batch_size", type=int, default=32)
+    parser.add_argument("--learning_rate", type=float, default=learning_rate)
+    parser.add_argument("--save_checkpoints_steps", type=int, default=100000, help="default: only the last")
+    parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--keep_checkpoints", action="store_true")
+    parser.add_argument("extra", nargs="*", help="more run_squad.py flags, after --")
+
+
+def result_table(rows, columns):
+    lines = ["| " + " | ".join(title for title, _ in columns) + " |",
+             "| " + " | ".join("---:" if align else "---" for _, align in columns) + " |"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def report(path, text):
+    print("\n" + text, flush=True)
+    with open(path, "w", encoding="utf-8") as writer:
+        writer.write(text + "\n")
+    print(f"\n(written to {os.path.relpath(path, REPO)})")
+
+
+# --- SQuAD v1.1, split by article ------------------------------------------------------------------
+def split_squad(train_articles, data_dir):
+    """The dev file's first train_articles articles (file order) and the rest, as two SQuAD files."""
+    data = load_json(SQUAD_DEV)
+    articles = data["data"]
+    if not 0 < train_articles < len(articles):
+        sys.exit(f"--train_articles must be between 1 and {len(articles) - 1}")
+    parts = {}
+    for name, chosen in (("train", articles[:train_articles]), ("eval", articles[train_articles:])):
+        part = {"version": data.get("version", "1.1"), "data": chosen}
+        path = os.path.join(data_dir, f"squad_v1.1_dev_{name}_{len(chosen)}articles.json")
+        write_json(path, part)
+        parts[name] = dict(path=path, articles=len(chosen), questions=count_questions(part),
+                           first=chosen[0]["title"], last=chosen[-1]["title"])
+    return parts
+
+
+def squad_main(args):
+    need_file(SQUAD_DEV, "SQuAD v1.1 dev (squad_v1.1/dev-v1.1.json)")
+    if not os.path.exists(os.path.join(args.model_dir, "bert_config.json")):
+        sys.exit(f"{args.model_dir} has no converted checkpoint: run `make model` first")
+    parts = split_squad(args.train_articles, os.path.join(args.output_root, "data"))
+    train, held_out = parts["train"], parts["eval"]
+    print(f"split of {os.path.relpath(SQUAD_DEV, os.path.dirname(REPO))} by article in file order: articles "
+          f"1-{train['articles']} ({train['first']} .. {train['last']}, {train['questions']} questions) for training, "
+          f"{train['articles'] + 1}-{train['articles'] + held_out['articles']} ({held_out['first']} .. "
+          f"{held_out['last']}, {held_out['questions']} questions) for evaluation", flush=True)
+    result = fine_tune(args, "squad-minilm", train["path"], held_out["path"], os.path.join(args.model_dir, "vocab.txt"),
+                       os.path.join(args.model_dir, "bert_config.json"), args.model_dir)
+    result["split"] = parts
+    write_json(os.path.join(args.output_root, "squad_result.json"), result)
+
+    metrics = result["metrics"]
+    split = (f"first {train['articles']} articles ({train['first']} .. {train['last']}) -> last "
+             f"{held_out['articles']} ({held_out['first']} .. {held_out['last']})")
+    table = result_table(
+        [[f"{metrics['exact_match']:.2f}", f"{metrics['f1']:.2f}", metrics["total"],
+          f"{result.get('train_questions', '?')} ({result.get('train_skipped', '?')} skipped)",
+          result.get("train_windows", "?"), f"{args.num_train_epochs:g}", result.get("steps", "?"),
+          f"{args.learning_rate:g}", args.train_batch_size, f"{args.max_seq_length} / {args.doc_stride}",
+          minutes(result["wall_seconds"]), minutes(result["cpu_seconds"])]],
+        [("EM", 1), ("F1", 1), ("eval questions", 1), ("train questions", 1), ("train windows", 1), ("epochs", 1),
+         ("steps", 1), ("learning rate", 1), ("batch", 1), ("max_seq_length / doc_stride", 1), ("wall time", 1),
+         ("CPU time", 1)])
+    text = (f"### SQuAD v1.1, all-MiniLM-L6-v2 fine-tuned with run_squad.py\n\nsplit of dev-v1.1.json by article: "
+            f"{split}\n\n{table}\n\ncommand:\n\n    {result['command']}\n\n"
+            f"wall time is the whole run_squad.py process (start-up, feature conversion, training, prediction, "
+            f"evaluation); CPU time is user + system over its threads. {os.cpu_count()} CPU cores, load average "
+            f"(1/5/15 min) {result['load_before']} before and {result['load_after']} after. "
+            f"For scale: BERT-Base trained on the full 87,599-question train set reaches F1 88.5 on the whole dev set.")
+    report(os.path.join(args.output_root, "squad.md"), text)
+
+
+# --- feature conversion speed ----------------------------------------------------------------------
+def convert_main(args):
+    need_file(SQUAD_DEV, "SQuAD v1.1 dev (squad_v1.1/dev-v1.1.json)")
+    vocab_file = os.path.join(args.model_dir, "vocab.txt")
+    if not os.path.exists(vocab_file):
+        sys.exit(f"{vocab_file} is absent: run `make model` first")
+    from bert import input_pipeline, squad, tasks, tokenization
+    window = squad.WindowSettings(args.max_seq_length, args.doc_stride, args.max_query_length)
+    rows, best = [], None
+    load_before = load_text()
+    for repeat in range(1, args.repeats + 1):
+        timings = {}
+
+        def timed(name, function):
+            wall, cpu = time.perf_counter(), time.process_time()
+            value = function()
+            timings[name] = (time.perf_counter() - wall, time.process_time() - cpu)
+            return value
+
+        examples = timed("read", lambda: squad.read_squad_file(SQUAD_DEV))
+        tokenizer = timed("vocab", lambda: tokenization.FullTokenizer(vocab_file, do_lower_case=True))
+        features = timed("features", lambda: [squad.example_features(e, tokenizer, window, False) for e in examples])
+        windows = sum(len(group) for group in features)
+        # run_squad.py's whole cache step, as it runs it (a fresh tokenizer: no warm word cache).
+        tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case=True)
+        task = tasks.SpanTask(tokenizer, window)
+        with tempfile.TemporaryDirectory(prefix="squad-convert-", dir=args.output_root) as cache_dir:
+            _, records = timed("cache", lambda: input_pipeline.cached_tfrecord(
+                cache_dir, "squad-predict", dict(task.cache_key(), training=False), examples,
+                lambda example: squad.example_features(example, tokenizer, window, False), many=True))
+        assert records == windows, (records, windows)
+        count = len(examples)
+        row = dict(repeat=repeat, questions=count, windows=windows, **{f"{k}_wall": v[0] for k, v in timings.items()},
+                   **{f"{k}_cpu": v[1] for k, v in timings.items()})
+        rows.append(row)
+        print(f"  repeat {repeat}: read {row['read_wall']:.1f} s, example_features {row['features_wall']:.1f} s "
+              f"({count / row['features_wall']:.0f} questions/s), cache step {row['cache_wall']:.1f} s", flush=True)
+        if best is None or row["features_wall"] < best["features_wall"]:
+            best = row
+    write_json(os.path.join(args.output_root, "convert_result.json"), dict(rows=rows, load_before=load_before,
+                                                                            load_after=load_text()))
+
+    def rate(row, stages, kind):
+        return f"{row['questions'] / sum(row[f'{s}_{kind}'] for s in stages):,.0f}"
+
+    table_rows = []
+    for row in rows:
+        table_rows.append([row["repeat"], f"{row['questions']:,}", f"{row['windows']:,}",
+                           f"{row['read_wall']:.1f}", f"{row['features_wall']:.1f}", f"{row['cache_wall']:.1f}",
+                           rate(row, ["features"], "wall"), rate(row, ["features"], "cpu"),
+                           rate(row, ["read", "cache"], "wall"), rate(row, ["read", "cache"], "cpu")])
+    table = result_table(table_rows, [
+        ("repeat", 1), ("questions", 1), ("windows", 1), ("read_squad_file s", 1), ("example_features s", 1),
+        ("cache step s", 1), ("q/s example_features (wall)", 1), ("q/s example_features (CPU)", 1),
+        ("q/s read + cache step (wall)", 1), ("q/s read + cache step (CPU)", 1)])
+    command = "make bench-squad-convert  (.venv/bin/python benchmarks/squad.py convert " + \
+        f"--max_seq_length={args.max_seq_length} --doc_stride={args.doc_stride} --repeats={args.repeats})"
+    text = (f"### Feature conversion speed, SQuAD v1.1 dev (all 48 articles), all-MiniLM-L6-v2 vocab (uncased), "
+            f"max_seq_length {args.max_seq_length}, doc_stride {args.doc_stride}, max_query_length "
+            f"{args.max_query_length}\n\n{table}\n\ncommand: {command}\n\n"
+            f"One Python process, one core. example_features = bert.squad.example_features (tokenize with "
+            f"character offsets, windows, ids, masks, max-context flags; the prediction path, is_training=False) "
+            f"over every question, timed alone. cache step = input_pipeline.cached_tfrecord as run_squad.py calls "
+            f"it (examples digest, the same conversion, tf.train.Example serialisation, TFRecord write; below "
+            f"{input_pipeline.PARALLEL_MIN_EXAMPLES:,} examples it converts in one process). Each repeat builds a "
+            f"fresh tokenizer. Best example_features rate: {best['questions'] / best['features_wall']:,.0f} "
+            f"questions/s. Load average (1/5/15 min) {load_before} before, {load_text()} after, on "
+            f"{os.cpu_count()} cores: the CPU-time rates are the ones to compare across machines.")
+    report(os.path.join(args.output_root, "convert.md"), text)
+
+
+# --- CMRC2018 --------------------------------------------------------------------------------------
+def fixed_cmrc_dev(path):
+    """A copy of cmrc2018_dev.json whose answer_start -1 answers get the offset of their text in the
+    context (0 when the text is not there: the metric compares texts only). Returns (path, counts)."""
+    data = load_json(CMRC_DEV)
+    located = missing = 0
+    for article in data["data"]:
+        for paragraph in article["paragraphs"]:
+            context = paragraph["context"]
+            for qa in paragraph["qas"]:
+                for answer in qa["answers"]:
+                    start = answer["answer_start"]
+                    if 0 <= start <= len(context) - len(answer["text"]):
+                        continue
+                    found = context.find(answer["text"])
+                    located += found >= 0
+                    missing += found < 0
+                    answer["answer_start"] = max(found, 0)
+    write_json(path, data)
+    return path, dict(located=located, missing=missing, questions=count_questions(data))
+
+
+def pretraining_summary(folder):
+    """What pretraining_recipe.json (benchmarks/pretraining.py) says of the encoder: (complete, text)."""
+    path = os.path.join(folder, "pretraining_recipe.json")
+    if not os.path.exists(path):
+        return True, "no pretraining_recipe.json beside it"
+    saved = load_json(path)
+    recipe, curve = saved.get("recipe", {}), saved.get("curve") or []
+    text = (f"pretrained {recipe.get('steps', '?')} steps x batch {recipe.get('batch_size', '?')} at length "
+            f"{recipe.get('max_seq_length', '?')}")
+    if curve:
+        text += (f", held-out masked-LM accuracy {curve[-1].get('masked_lm_accuracy', float('nan')):.3f} "
+                 f"(loss {curve[-1].get('masked_lm_loss', float('nan')):.2f}) at step {curve[-1].get('global_step')}")
+    # benchmarks/pretraining.py writes "complete": false first and true at the end; earlier versions of it
+    # wrote the file once, at the end, without the key.
+    return saved.get("complete", bool(curve)), text
+
+
+def chinese_encoder(args, run_root):
+    """(config_file, vocab_file, init_checkpoint or None, description)."""
+    folder = args.encoder_dir
+    config_file, vocab_file = os.path.join(folder, "bert_config.json"), os.path.join(folder, "vocab.txt")
+    has_checkpoint = glob.glob(os.path.join(folder, "*.index")) and os.path.exists(os.path.join(folder, "checkpoint"))
+    usable = os.path.exists(config_file) and os.path.exists(vocab_file) and has_checkpoint
+    if usable and not args.random_init:
+        complete, summary = pretraining_summary(folder)
+        if complete:
+            same_vocab = open(vocab_file, "rb").read() == open(CHINESE_VOCAB, "rb").read()
+            config = load_json(config_file)
+            shape = (f"{config.get('num_hidden_layers')} layers, hidden {config.get('hidden_size')}, "
+                     f"{config.get('num_attention_heads')} heads")
+            return config_file, vocab_file, folder, (
+                f"small Chinese BERT from {os.path.relpath(folder, REPO)} ({shape}; {summary}; its vocab.txt "
+                f"{'is' if same_vocab else 'is NOT'} identical to bert_chinese/vocab.txt)")
+        print(f"{os.path.relpath(folder, REPO)} is still being pretrained (pretraining_recipe.json: complete false): "
+              "random init", flush=True)
+    elif not args.random_init:
+        print(f"{os.path.relpath(folder, REPO)} has no bert_config.json + vocab.txt + checkpoint: random init",
+              flush=True)
+    config_file = os.path.join(run_root, "data", "bert_config_small_chinese.json")
+    write_json(config_file, SMALL_CHINESE_CONFIG)
+    return config_file, CHINESE_VOCAB, None, ("random init (no --init_checkpoint): 4 layers, hidden 256, 4 heads, "
+                                              "intermediate 1024, vocab 21,128 (bert_chinese/vocab.txt)")
+
+
+def cmrc_main(args):
+    for path in (CMRC_TRAIN, CMRC_DEV):
+        need_file(path, "CMRC2018 (cmrc2018/*.json)")
+    need_file(CHINESE_VOCAB, "Google's Chinese vocab (bert_chinese/vocab.txt)")
+    dev_file, fixes = fixed_cmrc_dev(os.path.join(args.output_root, "data", "cmrc2018_dev.offsets-located.json"))
+    print(f"cmrc2018_dev.json: {fixes['located'] + fixes['missing']} answers with an offset outside the context "
+          f"(answer_start -1): {fixes['located']} located by their text, {fixes['missing']} not in the context "
+          f"(kept for scoring with answer_start 0)", flush=True)
+    config_file, vocab_file, init_checkpoint, encoder = chinese_encoder(args, args.output_root)
+    if args.learning_rate is None:
+        args.learning_rate = 2e-4 if init_checkpoint else 5e-4
+    config = load_json(config_file)
+    if args.max_seq_length > config["max_position_embeddings"]:
+        sys.exit(f"--max_seq_length={args.max_seq_length} is above the encoder's max_position_embeddings "
+                 f"{config['max_position_embeddings']}")
+    print("encoder: " + encoder, flush=True)
+    result = fine_tune(args, "cmrc-" + ("pretrained" if init_checkpoint else "random-init"), CMRC_TRAIN, dev_file,
+                       vocab_file, config_file, init_checkpoint)
+    result.update(encoder=encoder, dev_fixes=fixes)
+    write_json(os.path.join(args.output_root, "cmrc_result.json"), result)
+
+    metrics = result["metrics"]
+    table = result_table(
+        [[encoder.split(" (")[0] if init_checkpoint else "random init", f"{metrics['exact_match']:.2f}",
+          f"{metrics['f1']:.2f}", f"{metrics['average']:.2f}", metrics["total"],
+          f"{result.get('train_questions', '?')} ({result.get('train_skipped', '?')} skipped)",
+          result.get("train_windows", "?"), f"{args.num_train_epochs:g}", result.get("steps", "?"),
+          f"{args.learning_rate:g}", args.train_batch_size, f"{args.max_seq_length} / {args.doc_stride}",
+          minutes(result["wall_seconds"]), minutes(result["cpu_seconds"])]],
+        [("encoder", 0), ("EM", 1), ("F1", 1), ("average", 1), ("dev questions", 1), ("train questions", 1),
+         ("train windows", 1), ("epochs", 1), ("steps", 1), ("learning rate", 1), ("batch", 1),
+         ("max_seq_length / doc_stride", 1), ("wall time", 1), ("CPU time", 1)])
+    text = (f"### CMRC2018: train on cmrc2018_trial.json, evaluate on cmrc2018_dev.json (CMRC2018 character-level "
+            f"EM/F1, eval_version {metrics.get('eval_version')})\n\nencoder: {encoder}\n\n{table}\n\ncommand:\n\n"
+            f"    {result['command']}\n\n"
+            f"The dev file evaluated is cmrc2018_dev.json with {fixes['located'] + fixes['missing']} answer_start -1 "
+            f"offsets replaced ({fixes['located']} located by their text, {fixes['missing']} set to 0); the texts, and "
+            f"so the scores, are the official ones. Wall time is the whole run_squad.py process; CPU time is user + "
+            f"system over its threads. {os.cpu_count()} CPU cores, load average (1/5/15 min) {result['load_before']} "
+            f"before and {result['load_after']} after.")
+    report(os.path.join(args.output_root, "cmrc.md"), text)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--python", default=DEFAULT_PYTHON if os.path.exists(DEFAULT_PYTHON) else sys.executable,
+                        help="the interpreter run_squad.py runs with (the project venv's)")
+    parser.add_argument("--output_root", default=OUTPUT_ROOT)
+    commands = parser.add_subparsers(dest="benchmark", required=True)
+
+    squad = commands.add_parser("squad", help="SQuAD v1.1 dev split by article, all-MiniLM-L6-v2 fine-tuned")
+    squad.add_argument("--train_articles", type=int, default=38, help="the first N articles (file order) train")
+    squad.add_argument("--model_dir", default=MINILM, help="converted checkpoint (make model)")
+    add_training_flags(squad, max_seq_length=256, epochs=2.0, batch=32, learning_rate=1e-4)
+
+    convert = commands.add_parser("convert", help="questions/s of the feature conversion on the SQuAD dev file")
+    convert.add_argument("--model_dir", default=MINILM, help="its vocab.txt is used")
+    convert.add_argument("--max_seq_length", type=int, default=384)
+    convert.add_argument("--doc_stride", type=int, default=128)
+    convert.add_argument("--max_query_length", type=int, default=64)
+    convert.add_argument("--repeats", type=int, default=3)
+
+    cmrc = commands.add_parser("cmrc", help="CMRC2018 trial -> dev with the Chinese vocab")
+    cmrc.add_argument("--encoder_dir", default=CHINESE_ENCODER,
+                      help="a pretrained small Chinese BERT (bert_config.json, vocab.txt, checkpoint), if present")
+    cmrc.add_argument("--random_init", action="store_true", help="ignore --encoder_dir even when it exists")
+    add_training_flags(cmrc, max_seq_length=384, epochs=5.0, batch=32, learning_rate=None)
+    cmrc.set_defaults(learning_rate=None)
+
+    args = parser.parse_args()
+    args.output_root = os.path.abspath(args.output_root)
+    os.makedirs(args.output_root, exist_ok=True)
+    {"squad": squad_main, "convert": convert_main, "cmrc": cmrc_main}[args.benchmark](args)
+
+
+if __name__ == "__main__":
+    main()
