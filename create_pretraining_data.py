@@ -84,9 +84,15 @@ def main(argv):
     vocab_tokens = sorted((t for t in tokenizer.vocab if not (t.startswith("[") and t.endswith("]"))),
                           key=tokenizer.vocab.get)
     chunks = list(range(-(-len(tokenized) // pretraining_data.CHUNK_DOCUMENTS)))
-    instances = [instance for part in input_pipeline.map_parallel(
-        lambda chunk: pretraining_data.instances_for_chunk(tokenized, chunk, config, vocab_tokens, phrases),
-        chunks, workers, min_items=2) for instance in part]
+
+    def serialized_chunk(chunk):
+        # Workers return finished records (bytes, tokens, masks): the parent only shuffles and writes.
+        return [(input_pipeline.serialize_example(pretraining_data.instance_features(instance, tokenizer, config)),
+                 len(instance.tokens), len(instance.masked_lm_positions))
+                for instance in pretraining_data.instances_for_chunk(tokenized, chunk, config, vocab_tokens, phrases)]
+
+    instances = [row for part in input_pipeline.map_parallel(serialized_chunk, chunks, workers, min_items=2)
+                 for row in part]
     random.Random(config.seed).shuffle(instances)
     if not instances:
         raise UserInputError("no instances: the documents are too short for these settings")
@@ -95,11 +101,10 @@ def main(argv):
     shards = [os.path.join(FLAGS.output_dir, f"pretrain-{i:05d}-of-{FLAGS.num_shards:05d}.tfrecord")
               for i in range(FLAGS.num_shards)]
     for index, path in enumerate(shards):
-        input_pipeline.write_tfrecord(path, (pretraining_data.instance_features(instance, tokenizer, config)
-                                             for instance in instances[index::FLAGS.num_shards]))
+        input_pipeline.write_tfrecord(path, (record for record, _, _ in instances[index::FLAGS.num_shards]))
     seconds = time.time() - start
-    summary = {"instances": len(instances), "tokens": sum(len(i.tokens) for i in instances),
-               "masked": sum(len(i.masked_lm_positions) for i in instances), "documents": len(tokenized),
+    summary = {"instances": len(instances), "tokens": sum(tokens for _, tokens, _ in instances),
+               "masked": sum(masked for _, _, masked in instances), "documents": len(tokenized),
                "seconds": round(seconds, 2), "instances_per_second": round(len(instances) / seconds, 1)}
     meta = {"next_sentence": config.nsp, "max_seq_length": config.max_seq_length,
             "max_predictions_per_seq": config.max_predictions_per_seq, "shards": [os.path.basename(s) for s in shards],

@@ -108,13 +108,14 @@ def serialize_example(features):
 
 
 def write_tfrecord(path, rows):
-    """Writes serialized examples of `rows` to path through a temporary file renamed when complete."""
+    """Writes `rows` (feature dicts, or already serialized examples as bytes) to path through a temporary
+    file renamed when complete."""
     tmp = f"{path}.tmp-{os.getpid()}"
     count = 0
     try:
         with tf.io.TFRecordWriter(tmp) as writer:
             for row in rows:
-                writer.write(serialize_example(row))
+                writer.write(row if isinstance(row, bytes) else serialize_example(row))
                 count += 1
         os.replace(tmp, path)
     finally:
