@@ -115,7 +115,7 @@ bench-pretraining-minilm: model
 	$(PY) benchmarks/pretraining.py minilm
 
 # The small Chinese BERT (4 layers, hidden 256) pretrained from scratch, with its held-out accuracy curve, in
-# output/chinese_bert_small/ for the Chinese few-shot and reading-comprehension benchmarks; ~35 min on 2 cores.
+# output/chinese_bert_small/ for the Chinese few-shot and reading-comprehension benchmarks; ~45 min on 2 cores.
 # Does nothing when that folder already holds this recipe's model; stopped part-way, it resumes.
 chinese-encoder: $(JIEBA_STAMP)
 	$(PY) benchmarks/pretraining.py chinese
@@ -126,7 +126,7 @@ chinese-encoder: $(JIEBA_STAMP)
 .PHONY: bench-squad bench-squad-convert bench-cmrc
 
 # SQuAD v1.1 dev split by article (first 38 train, last 10 evaluate), all-MiniLM-L6-v2 fine-tuned at length 256,
-# 2 epochs: EM/F1; ~85 CPU-minutes (~45 min on 2 idle cores).
+# 1 epoch: EM/F1; ~30 CPU-minutes (~25 min on 2 cores).
 bench-squad: model
 	$(PY) benchmarks/squad.py squad
 
@@ -135,7 +135,7 @@ bench-squad: model
 bench-squad-convert: model
 	$(PY) benchmarks/squad.py convert
 
-# CMRC2018 trial -> dev with the Chinese vocab: output/chinese_bert_small/ (make chinese-encoder) when it is there,
-# else a random-init 4-layer BERT; character-level EM/F1; ~20 min on 2 idle cores.
-bench-cmrc: $(STAMP)
+# CMRC2018 trial -> dev with the Chinese vocab from the small Chinese BERT of `make chinese-encoder`
+# (built first when absent); character-level EM/F1; ~20 min on 2 idle cores.
+bench-cmrc: chinese-encoder
 	$(PY) benchmarks/squad.py cmrc

@@ -1,7 +1,7 @@
 """Reading comprehension with run_squad.py on real data: SQuAD v1.1 (English), CMRC2018 (Chinese),
 and the speed of the feature conversion.
 
-  make bench-squad            SQuAD v1.1 dev split by article, all-MiniLM-L6-v2 fine-tuned (~40 min on 2 idle cores)
+  make bench-squad            SQuAD v1.1 dev split by article, all-MiniLM-L6-v2 fine-tuned (~25 min on 2 cores)
   make bench-squad-convert    questions/s of the feature conversion on the whole SQuAD dev file (~2 min)
   make bench-cmrc             CMRC2018 trial -> dev, a small Chinese BERT (~20 min on 2 idle cores)
 
@@ -17,8 +17,8 @@ the project. Everything this script writes goes under output/bench-squad/ (gitig
            all-MiniLM-L6-v2 (make model) on the first and scores the second with the official v1.1
            EM/F1. Defaults: max_seq_length 256 / doc_stride 128 (SQuAD contexts average ~150 pieces,
            so 384 is mostly padding: 256 costs ~2/3 as much per window for 12% more windows),
-           2 epochs at batch 32, learning rate 1e-4 with 10% warm-up (a 6-layer 384-wide model on
-           600 updates wants a higher rate than BERT-Base's 3e-5 on 88k questions).
+           1 epoch (309 steps) at batch 32, learning rate 1e-4 with 10% warm-up (a 6-layer 384-wide model
+           on 300 updates wants a higher rate than BERT-Base's 3e-5 on 88k questions).
   convert: read_squad_file + example_features over all 10,570 dev questions in this process with
            the MiniLM vocab (fresh tokenizer each repeat), at 384/128 by default, and then the whole
            cache step of run_squad.py (input_pipeline.cached_tfrecord: digest, conversion,
@@ -469,7 +469,7 @@ def main():
     squad = commands.add_parser("squad", help="SQuAD v1.1 dev split by article, all-MiniLM-L6-v2 fine-tuned")
     squad.add_argument("--train_articles", type=int, default=38, help="the first N articles (file order) train")
     squad.add_argument("--model_dir", default=MINILM, help="converted checkpoint (make model)")
-    add_training_flags(squad, max_seq_length=256, epochs=2.0, batch=32, learning_rate=1e-4)
+    add_training_flags(squad, max_seq_length=256, epochs=1.0, batch=32, learning_rate=1e-4)
 
     convert = commands.add_parser("convert", help="questions/s of the feature conversion on the SQuAD dev file")
     convert.add_argument("--model_dir", default=MINILM, help="its vocab.txt is used")
