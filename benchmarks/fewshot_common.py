@@ -7,40 +7,18 @@ run.log in the run's folder, progress lines echoed, the exact command line print
 import json
 import os
 import re
-import shlex
-import shutil
-import subprocess
 import sys
-import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_DATA = os.environ.get("BERT_SHARED_DATA") or os.path.join(os.path.dirname(REPO), "shared", "data")
-DEFAULT_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
-RUN_FEWSHOT = os.path.join(REPO, "run_fewshot.py")
+from bench_common import (REPO, SHARED_DATA, SMALL_CHINESE_CONFIG, default_python, fresh_dir, minutes,  # noqa: F401
+                          quoted, run_logged)
 
 # Lines of run_fewshot.py's log worth echoing while it runs.
 PROGRESS = re.compile(r"step \d+/\d+|validation \S+ accuracy|left out|error|Error|Traceback")
 
 
-def default_python():
-    return DEFAULT_PYTHON if os.path.exists(DEFAULT_PYTHON) else sys.executable
-
-
 def require_file(path, what):
     if not os.path.exists(path):
         sys.exit(f"{path} is absent: {what}")
-
-
-def fresh_dir(path):
-    """An empty folder at path (the Estimator would otherwise resume from old checkpoints)."""
-    shutil.rmtree(path, ignore_errors=True)
-    os.makedirs(path)
-    return path
-
-
-def quoted(command):
-    """The command as one shell line, run_fewshot.py relative to the repository (how it is run)."""
-    return " ".join(shlex.quote(part) for part in command)
 
 
 class Runner:
@@ -54,20 +32,7 @@ class Runner:
         command = [self.python, "run_fewshot.py"] + flags + [f"--output_dir={output_dir}"]
         line = quoted(command)
         print(f"\n[{name}] running (cwd {REPO}):\n  {line}", flush=True)
-        log_path = os.path.join(output_dir, "run.log")
-        start = time.perf_counter()
-        with open(log_path, "w", encoding="utf-8") as log:
-            process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-            for text in process.stdout:
-                log.write(text)
-                log.flush()
-                if PROGRESS.search(text):
-                    print("  " + text.rstrip()[-160:], flush=True)
-            code = process.wait()
-        seconds = time.perf_counter() - start
-        if code:
-            sys.exit(f"[{name}] run_fewshot.py exited with {code} after {seconds:.0f} s; see {log_path}")
+        _, seconds, _ = run_logged(command, os.path.join(output_dir, "run.log"), PROGRESS)
         print(f"[{name}] done in {minutes(seconds)}", flush=True)
         self.runs.append((name, line, seconds))
         with open(os.path.join(output_dir, "fewshot_results.json"), encoding="utf-8") as reader:
@@ -80,10 +45,6 @@ class Runner:
         print("\nCommands run (cwd " + REPO + "), with wall times:\n")
         for name, line, seconds in self.runs:
             print(f"- {name} ({minutes(seconds)}):\n\n      {line}\n")
-
-
-def minutes(seconds):
-    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def cell(result):

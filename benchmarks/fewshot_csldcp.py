@@ -49,12 +49,6 @@ VOCAB = os.path.join(common.SHARED_DATA, "bert_chinese", "vocab.txt")
 DEFAULT_OUTPUT = os.path.join(common.REPO, "output", "bench-fewshot-csldcp")
 CHINESE_ENCODER = os.path.join(common.REPO, "output", "chinese_bert_small")
 LABELLED_FILES = ("train_few_all.json", "dev_few_all.json", "test_public.json")
-SMALL_BERT = {
-    "vocab_size": 21128, "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4,
-    "intermediate_size": 1024, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
-    "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 512, "type_vocab_size": 2,
-    "initializer_range": 0.02,
-}
 
 
 def parse_args():
@@ -157,9 +151,9 @@ def main():
     else:
         config_file, init = os.path.join(args.output_dir, "bert_config.json"), []
         with open(config_file, "w", encoding="utf-8") as writer:
-            json.dump(SMALL_BERT, writer, indent=2)
+            json.dump(common.SMALL_CHINESE_CONFIG, writer, indent=2)
         print(f"random-init encoder (no complete pretrained one at {args.encoder_dir}): {config_file} = "
-              f"{json.dumps(SMALL_BERT)}")
+              f"{json.dumps(common.SMALL_CHINESE_CONFIG)}")
     untrained_row = "frozen encoder" if encoder else "random init"
 
     shared = [

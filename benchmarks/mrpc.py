@@ -16,23 +16,20 @@ import glob
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
-import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench_common import REPO, SHARED_DATA, default_python, run_logged
+
 sys.path.insert(0, REPO)
-SHARED_DATA = os.environ.get("BERT_SHARED_DATA") or os.path.join(os.path.dirname(REPO), "shared", "data")
 DEFAULT_MODEL = os.path.join(REPO, "models", "all-MiniLM-L6-v2")
-DEFAULT_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data_dir", default=os.path.join(SHARED_DATA, "mrpc"))
     parser.add_argument("--model_dir", default=DEFAULT_MODEL, help="converted checkpoint (make model)")
-    parser.add_argument("--python", default=DEFAULT_PYTHON if os.path.exists(DEFAULT_PYTHON) else sys.executable)
+    parser.add_argument("--python", default=default_python())
     parser.add_argument("--output_dir", default=None, help="default: a new folder under /tmp")
     parser.add_argument("--learning_rate", type=float, default=5e-5)
     parser.add_argument("--num_train_epochs", type=float, default=3.0)
@@ -51,23 +48,8 @@ def count_train_examples(data_dir):
     return len(processors.get_processor("mrpc").get_train_examples(data_dir))
 
 
-def run(command, log_path):
-    """Runs command with its output in log_path, echoing run_classifier's progress lines; returns seconds."""
-    progress = re.compile(r"step \d+/\d+|training on \d+ examples|eval_results|error")
-    absl_prefix = re.compile(r"^[IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] ")
-    start = time.perf_counter()
-    with open(log_path, "w", encoding="utf-8") as log:
-        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-        for line in process.stdout:
-            log.write(line)
-            if progress.search(line):
-                print("  " + absl_prefix.sub("", line.rstrip()), flush=True)
-        code = process.wait()
-    seconds = time.perf_counter() - start
-    if code:
-        sys.exit(f"run_classifier.py exited with {code} after {seconds:.0f} s; see {log_path}")
-    return seconds
+# run_classifier.py's log lines worth echoing while it runs.
+PROGRESS = re.compile(r"step \d+/\d+|training on \d+ examples|eval_results|error")
 
 
 def main():
@@ -98,7 +80,7 @@ def main():
     command = [args.python, os.path.join(REPO, "run_classifier.py")] + flags
     print("running: " + " ".join(command[:1] + ["run_classifier.py"] + flags), flush=True)
     train_examples = count_train_examples(args.data_dir)
-    seconds = run(command, os.path.join(output_dir, "run.log"))
+    _, seconds, _ = run_logged(command, os.path.join(output_dir, "run.log"), PROGRESS)
 
     with open(os.path.join(output_dir, "eval_results.json"), encoding="utf-8") as reader:
         report = json.load(reader)

@@ -25,17 +25,17 @@ import json
 import math
 import os
 import re
-import resource
-import shlex
 import shutil
-import subprocess
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_DATA = os.environ.get("BERT_SHARED_DATA") or os.path.join(os.path.dirname(REPO), "shared", "data")
+from bench_common import REPO, SHARED_DATA, SMALL_CHINESE_CONFIG, default_python, quoted, run_logged
+import bench_common
+
+sys.path.insert(0, REPO)
+from bert.pretraining_data import read_documents  # noqa: E402  (no TensorFlow import)
+
 PRETRAIN_TEXT = os.path.join(SHARED_DATA, "pretrain_text")
-VENV_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 MINILM = os.path.join("models", "all-MiniLM-L6-v2")  # relative to REPO, where the scripts run
 BENCH_OUT = os.path.join("output", "bench-pretraining")
 CHINESE_OUT = os.path.join("output", "chinese_bert_small")
@@ -43,7 +43,6 @@ CHINESE_OUT = os.path.join("output", "chinese_bert_small")
 # Lines of the scripts' output worth echoing while they run.
 PROGRESS = re.compile(r"step \d+/\d+|wrote \d+ instances|tokenized \d+|read \d+ documents|variables loaded|"
                       r"error|Error|Traceback|\"masked_lm_accuracy\"")
-ABSL_PREFIX = re.compile(r"^[IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] ")
 
 
 # --- running the scripts ----------------------------------------------------------------------------
@@ -51,10 +50,6 @@ ABSL_PREFIX = re.compile(r"^[IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] ")
 def require(path, what):
     if not os.path.exists(os.path.join(REPO, path)):
         sys.exit(f"{path} is absent: {what}")
-
-
-def quoted(command):
-    return " ".join(shlex.quote(part) for part in command)
 
 
 class Runner:
@@ -67,22 +62,7 @@ class Runner:
     def run(self, name, script, flags, log_path):
         command = [self.python, script] + flags
         print(f"\n[{name}] {quoted(command)}", flush=True)
-        os.makedirs(os.path.dirname(os.path.join(REPO, log_path)), exist_ok=True)
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        with open(os.path.join(REPO, log_path), "w", encoding="utf-8") as log:
-            process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-            for line in process.stdout:
-                log.write(line)
-                if PROGRESS.search(line):
-                    print("  " + ABSL_PREFIX.sub("", line.rstrip()), flush=True)
-            code = process.wait()
-        wall = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        if code:
-            sys.exit(f"[{name}] exited with {code} after {wall:.0f} s; its output is in {log_path}")
+        _, wall, cpu = run_logged(command, os.path.join(REPO, log_path), PROGRESS)
         record = dict(name=name, command=quoted(command), wall=round(wall, 1), cpu=round(cpu, 1))
         self.runs.append(record)
         print(f"  ({wall:.1f} s wall, {cpu:.1f} s CPU)", flush=True)
@@ -101,9 +81,8 @@ def machine_note():
 
 
 def fresh_dir(path):
-    full = os.path.join(REPO, path)
-    shutil.rmtree(full, ignore_errors=True)
-    os.makedirs(full)
+    """bench_common.fresh_dir for a path relative to REPO; returns it unchanged."""
+    bench_common.fresh_dir(os.path.join(REPO, path))
     return path
 
 
@@ -120,22 +99,6 @@ def write_results(folder, name, markdown, data):
 
 
 # --- text -------------------------------------------------------------------------------------------
-
-def read_documents(path):
-    """Documents (lists of lines) of a text file with one sentence a line and blank lines between documents."""
-    documents, current = [], []
-    with open(path, encoding="utf-8") as reader:
-        for line in reader:
-            line = line.strip()
-            if line:
-                current.append(line)
-            elif current:
-                documents.append(current)
-                current = []
-    if current:
-        documents.append(current)
-    return documents
-
 
 def write_documents(path, documents):
     full = os.path.join(REPO, path)
@@ -308,7 +271,7 @@ def minilm(args, runner):
     require(os.path.join(MINILM, "bert_config.json"), "run `make model` first")
     folder = os.path.join(BENCH_OUT, "minilm")
     print(f"machine: {machine_note()}")
-    train_docs, held_docs = hold_out(read_documents(text), args.hold_out_every)
+    train_docs, held_docs = hold_out(read_documents([text]), args.hold_out_every)
     train_text = write_documents(os.path.join(folder, "text", "train.txt"), train_docs)
     held_text = write_documents(os.path.join(folder, "text", "heldout.txt"), held_docs)
     print(f"{len(train_docs)} training documents, {len(held_docs)} held out (every {args.hold_out_every}th)")
@@ -368,10 +331,6 @@ def minilm(args, runner):
 
 # --- 3. a small Chinese BERT from scratch -----------------------------------------------------------
 
-CHINESE_CONFIG = {"vocab_size": 21128, "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4,
-                  "intermediate_size": 1024, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
-                  "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 512, "type_vocab_size": 2,
-                  "initializer_range": 0.02, "layer_norm_eps": 1e-12}
 FEWCLUE_UNLABELED = ("fewclue_tnews_unlabeled.json", "fewclue_eprstmt_unlabeled.json", "fewclue_bustm_unlabeled.json")
 TEXT_FIELDS = ("sentence", "sentence1", "sentence2", "content")
 
@@ -415,7 +374,7 @@ def fewclue_unlabeled_sentences(exclude):
 
 
 def chinese_recipe(args):
-    return {"config": CHINESE_CONFIG, "steps": args.steps, "batch_size": args.batch_size,
+    return {"config": SMALL_CHINESE_CONFIG, "steps": args.steps, "batch_size": args.batch_size,
             "learning_rate": args.learning_rate, "warmup": int(args.steps * 0.1), "eval_every": args.eval_every,
             "max_seq_length": 128, "max_predictions_per_seq": 20, "dupe_factor": args.dupe_factor,
             "word_boundaries": args.word_boundaries, "fewclue": args.fewclue, "hold_out_every": args.hold_out_every,
@@ -453,7 +412,7 @@ def chinese(args, runner):
     print(f"machine: {machine_note()}")
 
     # Text: People's Daily paragraphs as documents; every hold_out_every-th one held out.
-    train_docs, held_docs = hold_out(read_documents(pd_text), args.hold_out_every)
+    train_docs, held_docs = hold_out(read_documents([pd_text]), args.hold_out_every)
     inputs = [write_documents(os.path.join(work, "text", "peoples_daily_train.txt"), train_docs)]
     held_inputs = [write_documents(os.path.join(work, "text", "peoples_daily_heldout.txt"), held_docs)]
     notes = [f"People's Daily 1998-01: {len(train_docs)} paragraphs for training, {len(held_docs)} held out"]
@@ -482,7 +441,7 @@ def chinese(args, runner):
 
     config = os.path.join(work, "bert_config.json")
     with open(os.path.join(REPO, config), "w", encoding="utf-8") as writer:
-        json.dump(CHINESE_CONFIG, writer, indent=2, sort_keys=True)
+        json.dump(SMALL_CHINESE_CONFIG, writer, indent=2, sort_keys=True)
         writer.write("\n")
     steps = args.steps
     # A run stopped part-way (Ctrl-C, a lost machine) continues from its last checkpoint when the
@@ -530,7 +489,7 @@ def chinese(args, runner):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--python", default=VENV_PYTHON if os.path.exists(VENV_PYTHON) else sys.executable,
+    parser.add_argument("--python", default=default_python(),
                         help="python that runs the project scripts (default: the project venv's)")
     sub = parser.add_subparsers(dest="part", required=True)
 

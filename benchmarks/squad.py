@@ -44,16 +44,13 @@ import json
 import math
 import os
 import re
-import resource
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench_common import REPO, SHARED_DATA, SMALL_CHINESE_CONFIG, default_python, fresh_dir, minutes, run_logged
+
 sys.path.insert(0, REPO)
-SHARED_DATA = os.environ.get("BERT_SHARED_DATA") or os.path.join(os.path.dirname(REPO), "shared", "data")
 SQUAD_DEV = os.path.join(SHARED_DATA, "squad_v1.1", "dev-v1.1.json")
 CMRC_TRAIN = os.path.join(SHARED_DATA, "cmrc2018", "cmrc2018_trial.json")
 CMRC_DEV = os.path.join(SHARED_DATA, "cmrc2018", "cmrc2018_dev.json")
@@ -61,13 +58,6 @@ CHINESE_VOCAB = os.path.join(SHARED_DATA, "bert_chinese", "vocab.txt")
 MINILM = os.path.join(REPO, "models", "all-MiniLM-L6-v2")
 CHINESE_ENCODER = os.path.join(REPO, "output", "chinese_bert_small")
 OUTPUT_ROOT = os.path.join(REPO, "output", "bench-squad")
-DEFAULT_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
-# The random-init fallback for Chinese: a BERT-mini-like encoder over Google's Chinese vocab.
-SMALL_CHINESE_CONFIG = dict(vocab_size=21128, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                            intermediate_size=1024, hidden_act="gelu", hidden_dropout_prob=0.1,
-                            attention_probs_dropout_prob=0.1, max_position_embeddings=512, type_vocab_size=2,
-                            initializer_range=0.02)
-
 
 # --- shared helpers --------------------------------------------------------------------------------
 def need_file(path, what):
@@ -94,22 +84,9 @@ def count_questions(data):
     return sum(len(paragraph["qas"]) for article in data["data"] for paragraph in article["paragraphs"])
 
 
-def fresh_dir(path):
-    """An empty run folder (the Estimator would otherwise resume from an earlier run's checkpoints)."""
-    if os.path.isdir(path):
-        print(f"removing the previous run in {os.path.relpath(path, REPO)}", flush=True)
-        shutil.rmtree(path)
-    os.makedirs(path)
-    return path
-
-
 def load_text():
     one, five, fifteen = os.getloadavg()
     return f"{one:.1f} / {five:.1f} / {fifteen:.1f}"
-
-
-def minutes(seconds):
-    return f"{seconds / 60:.1f} min"
 
 
 def show_command(command):
@@ -122,7 +99,6 @@ def show_command(command):
 
 PROGRESS = re.compile(r"step \d+/\d+|training on \d+|answered \d+|wrote \S+tf_record|reusing \S+tf_record"
                       r"|exact_match|rror|Traceback")
-ABSL_PREFIX = re.compile(r"^[IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] ")
 
 
 def run(command, run_dir):
@@ -130,27 +106,8 @@ def run(command, run_dir):
 
     Returns (log text, wall seconds, CPU seconds of the child: user + system over its threads).
     """
-    log_path = os.path.join(run_dir, "run.log")
     print("running: " + show_command(command), flush=True)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    lines = []
-    with open(log_path, "w", encoding="utf-8") as log:
-        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1"))
-        for line in process.stdout:
-            log.write(line)
-            log.flush()
-            lines.append(line)
-            if PROGRESS.search(line):
-                print("  " + ABSL_PREFIX.sub("", line.rstrip()), flush=True)
-        code = process.wait()
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if code:
-        sys.exit(f"{os.path.basename(command[1])} exited with {code} after {wall:.0f} s; see {log_path}")
-    return "".join(lines), wall, cpu
+    return run_logged(command, os.path.join(run_dir, "run.log"), PROGRESS)
 
 
 def parse_log(log):
@@ -461,7 +418,7 @@ def cmrc_main(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--python", default=DEFAULT_PYTHON if os.path.exists(DEFAULT_PYTHON) else sys.executable,
+    parser.add_argument("--python", default=default_python(),
                         help="the interpreter run_squad.py runs with (the project venv's)")
     parser.add_argument("--output_root", default=OUTPUT_ROOT)
     commands = parser.add_subparsers(dest="benchmark", required=True)

