@@ -47,6 +47,29 @@ class Runner:
             print(f"- {name} ({minutes(seconds)}):\n\n      {line}\n")
 
 
+def add_run_flags(parser, max_seq_length, k_shot, q_query, train_episodes, learning_rate, eval_every_steps,
+                  eval_settings):
+    """The flags both few-shot drivers pass on to run_fewshot.py, with each driver's defaults."""
+    parser.add_argument("--python", default=default_python())
+    parser.add_argument("--distance", default="cosine", choices=["euclidean", "cosine"])
+    parser.add_argument("--pooling", default="mean")
+    parser.add_argument("--max_seq_length", type=int, default=max_seq_length)
+    parser.add_argument("--n_way", type=int, default=5)
+    parser.add_argument("--k_shot", type=int, default=k_shot)
+    parser.add_argument("--q_query", type=int, default=q_query)
+    parser.add_argument("--train_episodes", type=int, default=train_episodes)
+    parser.add_argument("--learning_rate", type=float, default=learning_rate)
+    parser.add_argument("--eval_every_steps", type=int, default=eval_every_steps)
+    parser.add_argument("--val_episodes", type=int, default=1000)
+    parser.add_argument("--eval_settings", default=eval_settings)
+    parser.add_argument("--eval_episodes", type=int, default=1000)
+    parser.add_argument("--eval_q_query", type=int, default=15)
+    parser.add_argument("--baseline_settings", default="5w1s,5w5s,10w1s,10w5s", help="empty: no baseline run")
+    parser.add_argument("--baseline_episodes", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("extra", nargs="*", help="more run_fewshot.py flags (for every run), after --")
+
+
 def cell(result):
     return f"{100 * result['accuracy']:.2f} ± {100 * result['ci95']:.2f}" if result else "—"
 
