@@ -37,7 +37,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fewshot_common as common  # noqa: E402
@@ -100,7 +99,6 @@ def main():
     vocab = os.path.join(args.model_dir, "vocab.txt")
     print(common.describe_lengths(common.token_lengths(texts, vocab, True), args.max_seq_length), flush=True)
 
-    settings = args.eval_settings.split(",")
     shared = [
         f"--data_file={data_file}", f"--class_split_file={split_file}", "--do_lower_case=true",
         f"--vocab_file={vocab}", f"--bert_config_file={os.path.join(args.model_dir, 'bert_config.json')}",
@@ -108,55 +106,14 @@ def main():
         f"--pooling={args.pooling}", f"--distance={args.distance}", f"--eval_q_query={args.eval_q_query}",
         f"--seed={args.seed}", f"--cache_dir={os.path.join(args.output_dir, 'cache')}",
     ]
-    runner = common.Runner(args.python)
-    start = time.perf_counter()
-    rows, results = [], {}
-    if args.frozen_only:
-        out = common.fresh_dir(os.path.join(args.output_dir, f"frozen-{args.distance}"))
-        results["frozen"] = runner.run("frozen", ["--do_eval", f"--eval_settings={args.eval_settings}",
-                                                  f"--eval_episodes={args.eval_episodes}"] + shared + args.extra, out)
-        print("\n" + results["frozen"]["table"])
-        rows.append(("frozen encoder", results["frozen"]["rows"]["frozen encoder"]))
-    else:
-        out = common.fresh_dir(os.path.join(args.output_dir, "meta"))
-        results["meta"] = runner.run("meta", [
-            "--do_train", "--do_eval", f"--n_way={args.n_way}", f"--k_shot={args.k_shot}",
-            f"--q_query={args.q_query}", f"--train_episodes={args.train_episodes}",
-            f"--learning_rate={args.learning_rate:g}", f"--eval_every_steps={args.eval_every_steps}",
-            f"--val_episodes={args.val_episodes}", f"--eval_settings={args.eval_settings}",
-            f"--eval_episodes={args.eval_episodes}"] + shared + args.extra, out)
-        print("\n" + results["meta"]["table"])
-        rows += [(name, by_setting) for name, by_setting in results["meta"]["rows"].items()]
-        if args.baseline_settings:
-            out = common.fresh_dir(os.path.join(args.output_dir, "baseline"))
-            results["baseline"] = runner.run("baseline", [
-                "--do_eval", "--baseline=finetune", f"--baseline_episodes={args.baseline_episodes}",
-                f"--eval_settings={args.baseline_settings}", f"--eval_episodes={args.eval_episodes}"]
-                + shared + args.extra, out)
-            print("\n" + results["baseline"]["table"])
-            finetune = results["baseline"]["rows"]["fine-tuning"]
-            rows.append((f"fine-tuning ({args.baseline_episodes} episodes)", finetune))
-    total = time.perf_counter() - start
-
-    print(f"\n## CLINC150 few-shot, {len(split['test_classes'])} test intents, {args.eval_q_query} queries per "
-          f"class, accuracy % (mean ± 95% interval), distance {args.distance}, pooling {args.pooling}, "
-          f"max_seq_length {args.max_seq_length}\n")
-    print(common.combined_table(rows, settings, [("frozen encoder, as measured in the issue", ISSUE_FROZEN)]))
-    print("\n" + common.speed_table(rows, settings))
-    if "meta" in results:
-        training = results["meta"]["training"]
-        print(f"\nmeta-training: {training['episodes']} episodes of {args.n_way}-way {args.k_shot}-shot "
-              f"{args.q_query}-query at {training['episodes_per_second']:.2f} episodes/s "
-              f"(training steps only, validation excluded); learning rate {args.learning_rate:g}, "
-              f"validation every {args.eval_every_steps} episodes on {len(split['val_classes'])} val intents "
-              f"({settings[0]}, {args.val_episodes} episodes)")
-        meta, frozen = results["meta"]["rows"]["meta-trained"], results["meta"]["rows"]["frozen encoder"]
-        print("\n" + common.comparison(meta, frozen, settings, "frozen"))
-        beats, losses = common.verdict(meta, frozen, settings)
-        print(f"\nmeta-trained beats frozen at every 1-shot setting: {'yes' if beats else 'NO'}; "
-              f"settings where it is below frozen: {', '.join(losses) if losses else 'none'}")
-    runner.print_commands()
-    print(f"total wall time {common.minutes(total)} (2 CPU cores; other jobs on the machine slow it down)")
+    title = (f"\n## CLINC150 few-shot, {len(split['test_classes'])} test intents, {args.eval_q_query} queries per "
+             f"class, accuracy % (mean ± 95% interval), distance {args.distance}, pooling {args.pooling}, "
+             f"max_seq_length {args.max_seq_length}\n")
+    common.run_benchmark(args, shared, untrained_only=args.frozen_only, untrained=("frozen", "frozen encoder"),
+                         untrained_label="frozen", title=lambda run_dir: title,
+                         eval_flags=[f"--eval_episodes={args.eval_episodes}"],
+                         references=[("frozen encoder, as measured in the issue", ISSUE_FROZEN)],
+                         validation=f" on {len(split['val_classes'])} val intents", show_verdict=True)
 
 
 if __name__ == "__main__":

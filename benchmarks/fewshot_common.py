@@ -1,16 +1,18 @@
-"""What the few-shot benchmark drivers share: running run_fewshot.py, reading its results, tables.
+"""What the few-shot benchmark drivers share: running run_fewshot.py, reading its results, tables, and
+the whole run-and-report flow (run_benchmark) once a driver has written its data.
 
 Not a benchmark itself; imported by fewshot_clinc150.py and fewshot_csldcp.py. Every run_fewshot.py
-call goes through run(): a subprocess with the given python (the project venv's), its full output in
-run.log in the run's folder, progress lines echoed, the exact command line printed and kept.
+call goes through run_fewshot(): a subprocess with the given python (the project venv's), its full
+output in run.log in the run's folder, progress lines echoed, the exact command line printed and kept.
 """
 import json
 import os
 import re
 import sys
+import time
 
-from bench_common import (REPO, SHARED_DATA, SMALL_CHINESE_CONFIG, default_python, fresh_dir, minutes,  # noqa: F401
-                          quoted, run_logged)
+from bench_common import (REPO, SHARED_DATA, SMALL_CHINESE_CONFIG, Runner, default_python, fresh_dir,  # noqa: F401
+                          minutes)
 
 # Lines of run_fewshot.py's log worth echoing while it runs.
 PROGRESS = re.compile(r"step \d+/\d+|validation \S+ accuracy|left out|error|Error|Traceback")
@@ -21,37 +23,29 @@ def require_file(path, what):
         sys.exit(f"{path} is absent: {what}")
 
 
-class Runner:
-    """Runs run_fewshot.py and remembers every command line and wall time, in order."""
+def make_runner(python):
+    """A Runner for run_fewshot.py with `python`: prints each command line and its wall time."""
+    return Runner(python, PROGRESS, announce="\n[{name}] running (cwd {repo}):\n  {command}",
+                  done="[{name}] done in {minutes}")
 
-    def __init__(self, python):
-        self.python = python
-        self.runs = []  # (name, command line, seconds)
 
-    def run(self, name, flags, output_dir):
-        command = [self.python, "run_fewshot.py"] + flags + [f"--output_dir={output_dir}"]
-        line = quoted(command)
-        print(f"\n[{name}] running (cwd {REPO}):\n  {line}", flush=True)
-        _, seconds, _ = run_logged(command, os.path.join(output_dir, "run.log"), PROGRESS)
-        print(f"[{name}] done in {minutes(seconds)}", flush=True)
-        self.runs.append((name, line, seconds))
-        with open(os.path.join(output_dir, "fewshot_results.json"), encoding="utf-8") as reader:
-            results = json.load(reader)
-        with open(os.path.join(output_dir, "fewshot_results.md"), encoding="utf-8") as reader:
-            results["table"] = reader.read()
-        return results
-
-    def print_commands(self):
-        print("\nCommands run (cwd " + REPO + "), with wall times:\n")
-        for name, line, seconds in self.runs:
-            print(f"- {name} ({minutes(seconds)}):\n\n      {line}\n")
+def run_fewshot(runner, name, flags, output_dir):
+    """run_fewshot.py flags --output_dir=output_dir through runner; its fewshot_results.json, with the
+    markdown table of fewshot_results.md under "table"."""
+    runner.run(name, "run_fewshot.py", flags + [f"--output_dir={output_dir}"], os.path.join(output_dir, "run.log"))
+    with open(os.path.join(output_dir, "fewshot_results.json"), encoding="utf-8") as reader:
+        results = json.load(reader)
+    with open(os.path.join(output_dir, "fewshot_results.md"), encoding="utf-8") as reader:
+        results["table"] = reader.read()
+    return results
 
 
 def add_run_flags(parser, max_seq_length, k_shot, q_query, train_episodes, learning_rate, eval_every_steps,
                   eval_settings):
     """The flags both few-shot drivers pass on to run_fewshot.py, with each driver's defaults."""
     parser.add_argument("--python", default=default_python())
-    parser.add_argument("--distance", default="cosine", choices=["euclidean", "cosine"])
+    parser.add_argument("--distance", default="cosine",
+                        help="a prototype distance of bert/heads.py's DISTANCES (run_fewshot.py refuses others)")
     parser.add_argument("--pooling", default="mean")
     parser.add_argument("--max_seq_length", type=int, default=max_seq_length)
     parser.add_argument("--n_way", type=int, default=5)
@@ -142,3 +136,74 @@ def describe_lengths(lengths, max_seq_length):
     return (f"token lengths with [CLS]/[SEP] over {count} texts: median {pct(50)}, 95th percentile {pct(95)}, "
             f"99th {pct(99)}, max {lengths[-1]}; --max_seq_length={max_seq_length} truncates {cut} "
             f"({100 * cut / count:.2f}%)")
+
+
+def run_benchmark(args, shared, *, untrained_only, untrained, untrained_label, title, eval_flags=(),
+                  baseline_flags=(), references=None, validation="", show_verdict=False, compare_finetune=False):
+    """The runs and the report both few-shot drivers make, once their data are written.
+
+    args: the parsed flags (add_run_flags' and output_dir); shared: the run_fewshot.py flags of every
+    run (data, vocab, config, encoder, ...), args.extra follows them. With untrained_only, one --do_eval
+    run of the untrained encoder in OUT/<name>-<distance>; else "meta" (--do_train --do_eval) in OUT/meta
+    and, unless --baseline_settings is empty, "baseline" (--baseline=finetune) in OUT/baseline.
+    untrained: (run name, its row in run_fewshot.py's results); untrained_label: what the comparison
+    calls it. title(first run's folder): the heading above the combined table. eval_flags follow
+    --eval_settings in every run; baseline_flags follow --baseline_episodes. references: rows for
+    combined_table; validation: said of the validation classes in the meta-training line. show_verdict:
+    whether meta-training beats the untrained encoder at every 1-shot setting; compare_finetune:
+    meta-trained against fine-tuning on the baseline's settings.
+    """
+    settings = args.eval_settings.split(",")
+    untrained_name, untrained_row = untrained
+    runner = make_runner(args.python)
+    start = time.perf_counter()
+    rows, results = [], {}
+    if untrained_only:
+        first = out = fresh_dir(os.path.join(args.output_dir, f"{untrained_name}-{args.distance}"))
+        results[untrained_name] = run_fewshot(runner, untrained_name, [
+            "--do_eval", f"--eval_settings={args.eval_settings}"] + list(eval_flags) + shared + args.extra, out)
+        print("\n" + results[untrained_name]["table"])
+        rows.append((untrained_row, results[untrained_name]["rows"][untrained_row]))
+    else:
+        first = out = fresh_dir(os.path.join(args.output_dir, "meta"))
+        results["meta"] = run_fewshot(runner, "meta", [
+            "--do_train", "--do_eval", f"--n_way={args.n_way}", f"--k_shot={args.k_shot}",
+            f"--q_query={args.q_query}", f"--train_episodes={args.train_episodes}",
+            f"--learning_rate={args.learning_rate:g}", f"--eval_every_steps={args.eval_every_steps}",
+            f"--val_episodes={args.val_episodes}", f"--eval_settings={args.eval_settings}"]
+            + list(eval_flags) + shared + args.extra, out)
+        print("\n" + results["meta"]["table"])
+        rows += list(results["meta"]["rows"].items())
+        if args.baseline_settings:
+            out = fresh_dir(os.path.join(args.output_dir, "baseline"))
+            results["baseline"] = run_fewshot(runner, "baseline", [
+                "--do_eval", "--baseline=finetune", f"--baseline_episodes={args.baseline_episodes}"]
+                + list(baseline_flags) + [f"--eval_settings={args.baseline_settings}"]
+                + list(eval_flags) + shared + args.extra, out)
+            print("\n" + results["baseline"]["table"])
+            finetune = results["baseline"]["rows"]["fine-tuning"]
+            rows.append((f"fine-tuning ({args.baseline_episodes} episodes)", finetune))
+    total = time.perf_counter() - start
+
+    print(title(first))
+    print(combined_table(rows, settings, references))
+    print("\n" + speed_table(rows, settings))
+    if "meta" in results:
+        training = results["meta"]["training"]
+        print(f"\nmeta-training: {training['episodes']} episodes of {args.n_way}-way {args.k_shot}-shot "
+              f"{args.q_query}-query at {training['episodes_per_second']:.2f} episodes/s "
+              f"(training steps only, validation excluded); learning rate {args.learning_rate:g}, "
+              f"validation every {args.eval_every_steps} episodes{validation} "
+              f"({settings[0]}, {args.val_episodes} episodes)")
+        meta, other = results["meta"]["rows"]["meta-trained"], results["meta"]["rows"][untrained_row]
+        print("\n" + comparison(meta, other, settings, untrained_label))
+        if show_verdict:
+            beats, losses = verdict(meta, other, settings)
+            print(f"\nmeta-trained beats {untrained_label} at every 1-shot setting: {'yes' if beats else 'NO'}; "
+                  f"settings where it is below {untrained_label}: {', '.join(losses) if losses else 'none'}")
+        if compare_finetune and "baseline" in results:
+            finetune = results["baseline"]["rows"]["fine-tuning"]
+            both = [s for s in settings if s in finetune]
+            print("\n" + comparison(meta, finetune, both, "fine-tuning"))
+    runner.print_commands()
+    print(f"total wall time {minutes(total)} (2 CPU cores; other jobs on the machine slow it down)")

@@ -39,7 +39,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fewshot_common as common  # noqa: E402
@@ -148,59 +147,21 @@ def main():
         f"--eval_q_query={args.eval_q_query}", f"--eval_episodes={args.eval_episodes}", f"--seed={args.seed}",
         f"--cache_dir={os.path.join(args.output_dir, 'cache')}",
     ] + init
-    runner = common.Runner(args.python)
-    start = time.perf_counter()
-    rows, results = [], {}
-    if args.untrained_only:
-        out = common.fresh_dir(os.path.join(args.output_dir, f"untrained-{args.distance}"))
-        results["untrained"] = runner.run("untrained", ["--do_eval", f"--eval_settings={args.eval_settings}"]
-                                          + shared + args.extra, out)
-        print("\n" + results["untrained"]["table"])
-        rows.append((untrained_row, results["untrained"]["rows"][untrained_row]))
-    else:
-        out = common.fresh_dir(os.path.join(args.output_dir, "meta"))
-        results["meta"] = runner.run("meta", [
-            "--do_train", "--do_eval", f"--n_way={args.n_way}", f"--k_shot={args.k_shot}",
-            f"--q_query={args.q_query}", f"--train_episodes={args.train_episodes}",
-            f"--learning_rate={args.learning_rate:g}", f"--eval_every_steps={args.eval_every_steps}",
-            f"--val_episodes={args.val_episodes}", f"--eval_settings={args.eval_settings}"] + shared + args.extra, out)
-        print("\n" + results["meta"]["table"])
-        rows += list(results["meta"]["rows"].items())
-        if args.baseline_settings:
-            out = common.fresh_dir(os.path.join(args.output_dir, "baseline"))
-            results["baseline"] = runner.run("baseline", [
-                "--do_eval", "--baseline=finetune", f"--baseline_episodes={args.baseline_episodes}",
-                f"--baseline_learning_rate={args.baseline_learning_rate:g}",
-                f"--eval_settings={args.baseline_settings}"] + shared + args.extra, out)
-            print("\n" + results["baseline"]["table"])
-            rows.append((f"fine-tuning ({args.baseline_episodes} episodes)", results["baseline"]["rows"]["fine-tuning"]))
-    total = time.perf_counter() - start
 
-    run_dir = os.path.join(args.output_dir, "untrained-" + args.distance if args.untrained_only else "meta")
-    with open(os.path.join(run_dir, "class_split.json"), encoding="utf-8") as reader:
-        split = json.load(reader)
-    print(f"\n## FewCLUE csldcp few-shot, {len(split['test_classes'])} test disciplines "
-          f"({len(split['train_classes'])} meta-training, {len(split['val_classes'])} validation; split seed "
-          f"{args.split_seed}), {args.eval_q_query} queries per class, accuracy % (mean ± 95% interval), "
-          f"4-layer 256-wide BERT {'pretrained from scratch' if encoder else 'from a random init'}, "
-          f"distance {args.distance}, pooling {args.pooling}, "
-          f"max_seq_length {args.max_seq_length}\n")
-    print(common.combined_table(rows, settings))
-    print("\n" + common.speed_table(rows, settings))
-    if "meta" in results:
-        training = results["meta"]["training"]
-        print(f"\nmeta-training: {training['episodes']} episodes of {args.n_way}-way {args.k_shot}-shot "
-              f"{args.q_query}-query at {training['episodes_per_second']:.2f} episodes/s "
-              f"(training steps only, validation excluded); learning rate {args.learning_rate:g}, "
-              f"validation every {args.eval_every_steps} episodes ({settings[0]}, {args.val_episodes} episodes)")
-        meta, untrained = results["meta"]["rows"]["meta-trained"], results["meta"]["rows"][untrained_row]
-        print("\n" + common.comparison(meta, untrained, settings, untrained_row))
-        if "baseline" in results:
-            finetune = results["baseline"]["rows"]["fine-tuning"]
-            both = [s for s in settings if s in finetune]
-            print("\n" + common.comparison(meta, finetune, both, "fine-tuning"))
-    runner.print_commands()
-    print(f"total wall time {common.minutes(total)} (2 CPU cores; other jobs on the machine slow it down)")
+    def title(run_dir):
+        with open(os.path.join(run_dir, "class_split.json"), encoding="utf-8") as reader:
+            split = json.load(reader)
+        return (f"\n## FewCLUE csldcp few-shot, {len(split['test_classes'])} test disciplines "
+                f"({len(split['train_classes'])} meta-training, {len(split['val_classes'])} validation; split seed "
+                f"{args.split_seed}), {args.eval_q_query} queries per class, accuracy % (mean ± 95% interval), "
+                f"4-layer 256-wide BERT {'pretrained from scratch' if encoder else 'from a random init'}, "
+                f"distance {args.distance}, pooling {args.pooling}, "
+                f"max_seq_length {args.max_seq_length}\n")
+
+    common.run_benchmark(args, shared, untrained_only=args.untrained_only, untrained=("untrained", untrained_row),
+                         untrained_label=untrained_row, title=title,
+                         baseline_flags=[f"--baseline_learning_rate={args.baseline_learning_rate:g}"],
+                         compare_finetune=True)
 
 
 if __name__ == "__main__":

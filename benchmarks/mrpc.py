@@ -19,7 +19,7 @@ import re
 import sys
 import tempfile
 
-from bench_common import REPO, SHARED_DATA, default_python, run_logged
+from bench_common import REPO, SHARED_DATA, Runner, default_python
 
 sys.path.insert(0, REPO)
 DEFAULT_MODEL = os.path.join(REPO, "models", "all-MiniLM-L6-v2")
@@ -77,10 +77,12 @@ def main():
         f"--learning_rate={args.learning_rate:g}", f"--num_train_epochs={args.num_train_epochs:g}",
         f"--pooling={args.pooling}", f"--seed={args.seed}", f"--output_dir={output_dir}",
     ] + args.extra
-    command = [args.python, os.path.join(REPO, "run_classifier.py")] + flags
-    print("running: " + " ".join(command[:1] + ["run_classifier.py"] + flags), flush=True)
     train_examples = count_train_examples(args.data_dir)
-    _, seconds, _ = run_logged(command, os.path.join(output_dir, "run.log"), PROGRESS)
+    # Shown as typed from the repository root: the script by its name, the flags as they are.
+    runner = Runner(args.python, PROGRESS, announce="running: {command}",
+                    show=lambda command: " ".join(command[:1] + ["run_classifier.py"] + command[2:]))
+    seconds = runner.run("run_classifier.py", os.path.join(REPO, "run_classifier.py"), flags,
+                         os.path.join(output_dir, "run.log"))["wall"]
 
     with open(os.path.join(output_dir, "eval_results.json"), encoding="utf-8") as reader:
         report = json.load(reader)

@@ -29,7 +29,7 @@ import shutil
 import sys
 import time
 
-from bench_common import REPO, SHARED_DATA, SMALL_CHINESE_CONFIG, default_python, quoted, run_logged
+from bench_common import REPO, SHARED_DATA, SMALL_CHINESE_CONFIG, Runner, default_python
 import bench_common
 
 sys.path.insert(0, REPO)
@@ -52,26 +52,11 @@ def require(path, what):
         sys.exit(f"{path} is absent: {what}")
 
 
-class Runner:
-    """Runs project scripts from REPO with the chosen python; remembers each command, wall and CPU time."""
-
-    def __init__(self, python):
-        self.python = os.path.relpath(python, REPO) if python.startswith(REPO + os.sep) else python
-        self.runs = []  # dicts: name, command, wall, cpu
-
-    def run(self, name, script, flags, log_path):
-        command = [self.python, script] + flags
-        print(f"\n[{name}] {quoted(command)}", flush=True)
-        _, wall, cpu = run_logged(command, os.path.join(REPO, log_path), PROGRESS)
-        record = dict(name=name, command=quoted(command), wall=round(wall, 1), cpu=round(cpu, 1))
-        self.runs.append(record)
-        print(f"  ({wall:.1f} s wall, {cpu:.1f} s CPU)", flush=True)
-        return record
-
-    def commands_markdown(self):
-        lines = ["| step | command (run from the repository root) | wall s | CPU s |", "| --- | --- | ---: | ---: |"]
-        lines += [f"| {r['name']} | `{r['command']}` | {r['wall']:.1f} | {r['cpu']:.1f} |" for r in self.runs]
-        return "\n".join(lines)
+def make_runner(python):
+    """A Runner of the project scripts with `python` (relative to REPO when it lies inside it): prints each
+    command and its wall and CPU seconds; its records (name, command, wall, cpu to 0.1 s) go into the results."""
+    python = os.path.relpath(python, REPO) if python.startswith(REPO + os.sep) else python
+    return Runner(python, PROGRESS, done="  ({wall:.1f} s wall, {cpu:.1f} s CPU)", round_to=1)
 
 
 def machine_note():
@@ -127,10 +112,21 @@ def read_flags_file(path):
 def point_at_checkpoint(eval_dir, checkpoint_prefix):
     """Makes eval_dir's latest checkpoint `checkpoint_prefix` (an absolute path elsewhere), so that
     run_pretraining.py --do_eval --output_dir=eval_dir evaluates that very checkpoint."""
+    from bert import model_folder  # imports TensorFlow: only when a checkpoint is evaluated
     fresh_dir(eval_dir)
-    with open(os.path.join(REPO, eval_dir, "checkpoint"), "w", encoding="utf-8") as writer:
-        writer.write(f'model_checkpoint_path: "{checkpoint_prefix}"\n'
-                     f'all_model_checkpoint_paths: "{checkpoint_prefix}"\n')
+    model_folder.write_checkpoint_state(os.path.join(REPO, eval_dir), checkpoint_prefix)
+
+
+def evaluate_checkpoints(runner, train_dir, work, held_data, config, batch_size, eval_batches, skip_step_zero=False):
+    """evaluate() on every model.ckpt-N in train_dir, step by step, each from work/eval-step-N."""
+    rows = []
+    for step, prefix in sorted(checkpoints_in(train_dir).items()):
+        if skip_step_zero and step == 0:
+            continue
+        eval_dir = os.path.join(work, f"eval-step-{step}")
+        point_at_checkpoint(eval_dir, prefix)
+        rows.append(evaluate(runner, f"evaluate step {step}", eval_dir, held_data, config, batch_size, eval_batches))
+    return rows
 
 
 def checkpoints_in(folder):
@@ -305,13 +301,9 @@ def minilm(args, runner):
                 f"--train_batch_size={args.batch_size}", f"--learning_rate={args.learning_rate:g}",
                 f"--save_checkpoints_steps={every}", f"--keep_checkpoint_max={steps // every + 1}",
                 f"--output_dir={train_dir}"], os.path.join(train_dir, "run.log"))
-    for step, prefix in sorted(checkpoints_in(train_dir).items()):
-        if step == 0:  # the step-0 checkpoint training saves: the same encoder, another random head draw
-            continue
-        eval_dir = os.path.join(folder, f"eval-step-{step}")
-        point_at_checkpoint(eval_dir, prefix)
-        rows.append(evaluate(runner, f"evaluate step {step}", eval_dir, held_data, config, args.eval_batch_size,
-                             eval_batches))
+    # Not the step-0 checkpoint training saves: the same encoder, another random head draw.
+    rows += evaluate_checkpoints(runner, train_dir, folder, held_data, config, args.eval_batch_size, eval_batches,
+                                 skip_step_zero=True)
     baseline = unigram_baseline(train_data, held_data, 128, 20, eval_batches * args.eval_batch_size)
 
     train_wall = next(r["wall"] for r in runner.runs if r["name"].startswith("continue"))
@@ -455,12 +447,7 @@ def chinese(args, runner):
     for name, source in (("bert_config.json", config), ("vocab.txt", vocab)):  # run_pretraining copies them too
         if not os.path.exists(os.path.join(full_out, name)):
             shutil.copyfile(os.path.join(REPO, source), os.path.join(full_out, name))
-    rows = []
-    for step, prefix in sorted(checkpoints_in(out).items()):
-        eval_dir = os.path.join(work, f"eval-step-{step}")
-        point_at_checkpoint(eval_dir, prefix)
-        rows.append(evaluate(runner, f"evaluate step {step}", eval_dir, held_data, config, args.eval_batch_size,
-                             eval_batches))
+    rows = evaluate_checkpoints(runner, out, work, held_data, config, args.eval_batch_size, eval_batches)
     baseline = unigram_baseline(train_data, held_data, 128, 20, eval_batches * args.eval_batch_size)
 
     train_wall = next(r["wall"] for r in runner.runs if r["name"].startswith("pretrain"))
@@ -525,7 +512,7 @@ def main():
     zh.add_argument("--force", action="store_true", help="rebuild output/chinese_bert_small from nothing")
     args = parser.parse_args()
 
-    runner = Runner(os.path.abspath(args.python))
+    runner = make_runner(os.path.abspath(args.python))
     {"data": data_throughput, "minilm": minilm, "chinese": chinese}[args.part](args, runner)
 
 

