@@ -1,15 +1,11 @@
 """Flags shared by the training scripts, and their translation into the library's config objects.
 
-The library (bert/) reads no flags: scripts call these functions and pass the results on.
+The library (bert/) reads no flags: a script's `main` calls training_config() once and hands the
+result (a bert.config.TrainingConfig) down; nothing else reads FLAGS, and nothing writes to it.
 """
-import json
-import math
-import os
-import shutil
-
 from absl import flags
 
-from bert import estimator, modeling, optimization, tokenization
+from bert import config, estimator
 from bert.errors import UserInputError
 
 FLAGS = flags.FLAGS
@@ -83,96 +79,25 @@ def require(*names):
         raise UserInputError("missing required flag(s): " + ", ".join(missing))
 
 
-def bert_config():
-    config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
-    if FLAGS.max_seq_length > config.max_position_embeddings:
-        raise UserInputError(f"--max_seq_length={FLAGS.max_seq_length} is above max_position_embeddings "
-                             f"{config.max_position_embeddings} in {FLAGS.bert_config_file}")
-    if FLAGS.max_seq_length < 3:
-        raise UserInputError("--max_seq_length must be at least 3 ([CLS], a token, [SEP])")
-    return config
+def text_config():
+    return config.TextConfig(vocab_file=FLAGS.vocab_file, spm_model_file=FLAGS.spm_model_file,
+                             tokenizer=FLAGS.tokenizer, do_lower_case=FLAGS.do_lower_case)
 
 
-def tokenizer(config=None):
-    """The tokenizer the flags name; with a BertConfig, checks that every token id fits the model."""
-    tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
-    result = tokenization.create_tokenizer(FLAGS.vocab_file, FLAGS.spm_model_file, FLAGS.do_lower_case,
-                                           FLAGS.tokenizer)
-    largest = max(result.vocab.values())
-    if config is not None and largest >= config.vocab_size:
-        raise UserInputError(f"{FLAGS.spm_model_file or FLAGS.vocab_file} has ids up to {largest} but "
-                             f"vocab_size is {config.vocab_size} in {FLAGS.bert_config_file}: they do not belong together")
-    return result
-
-
-def vocab_digest():
-    from bert import input_pipeline
-    return input_pipeline.file_digest(FLAGS.spm_model_file or FLAGS.vocab_file)
-
-
-def run_settings():
-    return estimator.RunSettings(
+def training_config(max_seq_length=None):
+    """The shared flags as a config.TrainingConfig (max_seq_length: a value that overrides the flag,
+    e.g. the one pretraining data fixes)."""
+    run = estimator.RunSettings(
         model_dir=FLAGS.output_dir, distribution=FLAGS.distribution, num_gpus=FLAGS.num_gpus,
         cpu_devices=FLAGS.cpu_devices, use_xla=FLAGS.use_xla, save_checkpoints_steps=FLAGS.save_checkpoints_steps,
         keep_checkpoint_max=FLAGS.keep_checkpoint_max, seed=FLAGS.seed)
-
-
-def cache_dir():
-    return FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "cache")
-
-
-MODEL_INFO_FILE = "model_info.json"
-
-
-def save_model_info(task, **details):
-    """Makes output_dir self-describing for export and prediction: model_info.json (what the task
-    is and how text becomes ids) plus copies of bert_config.json and the vocab / SentencePiece model."""
-    from bert import files
-    vocab = FLAGS.spm_model_file or FLAGS.vocab_file
-    vocab_name = "spm.model" if FLAGS.spm_model_file else "vocab.txt"
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-    for source, name in ((FLAGS.bert_config_file, "bert_config.json"), (vocab, vocab_name)):
-        target = os.path.join(FLAGS.output_dir, name)
-        if os.path.abspath(source) != os.path.abspath(target):
-            shutil.copyfile(source, target)
-    info = dict(task=task, bert_config_file="bert_config.json", vocab_file=vocab_name,
-                tokenizer="sentencepiece" if FLAGS.spm_model_file else FLAGS.tokenizer,
-                do_lower_case=FLAGS.do_lower_case, max_seq_length=FLAGS.max_seq_length, **details)
-    files.write_text_atomic(os.path.join(FLAGS.output_dir, MODEL_INFO_FILE), json.dumps(info, indent=2) + "\n")
-
-
-def micro_batch(bert_estimator):
-    """(replicas, the batch each replica sees per micro-step): --train_batch_size over the estimator's
-    replicas and the accumulation steps."""
-    strategy = bert_estimator.config.train_distribute
-    replicas = strategy.num_replicas_in_sync if strategy else 1
-    parts = replicas * FLAGS.gradient_accumulation_steps
-    if FLAGS.train_batch_size % parts:
-        raise UserInputError(f"--train_batch_size={FLAGS.train_batch_size} is not divisible by {replicas} replica(s) "
-                             f"x {FLAGS.gradient_accumulation_steps} accumulation step(s)")
-    return replicas, FLAGS.train_batch_size // parts
-
-
-def write_eval_results(report):
-    """output_dir/eval_results.json, and Google's eval_results.txt with the scalar entries."""
-    from bert import files
-    path = os.path.join(FLAGS.output_dir, "eval_results")
-    files.write_text_atomic(path + ".json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    scalars = {k: v for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    files.write_text_atomic(path + ".txt", "".join(f"{key} = {scalars[key]}\n" for key in sorted(scalars)))
-    print(json.dumps(scalars))
-
-
-def optimizer_config(num_examples):
-    """OptimizerConfig for num_train_epochs over num_examples at train_batch_size per update."""
-    return optimizer_config_for_steps(
-        max(int(math.ceil(num_examples * FLAGS.num_train_epochs / FLAGS.train_batch_size)), 1))
-
-
-def optimizer_config_for_steps(steps):
-    """OptimizerConfig for `steps` updates, warming up over warmup_proportion of them."""
-    return optimization.OptimizerConfig(
-        learning_rate=FLAGS.learning_rate, num_train_steps=steps,
-        num_warmup_steps=int(steps * FLAGS.warmup_proportion), weight_decay_rate=FLAGS.weight_decay,
-        gradient_accumulation_steps=FLAGS.gradient_accumulation_steps,
-        dynamic_loss_scale=FLAGS.precision == "fp16")
+    return config.TrainingConfig(
+        output_dir=FLAGS.output_dir, bert_config_file=FLAGS.bert_config_file, text=text_config(),
+        init_checkpoint=FLAGS.init_checkpoint,
+        max_seq_length=FLAGS.max_seq_length if max_seq_length is None else max_seq_length,
+        precision=FLAGS.precision, train_batch_size=FLAGS.train_batch_size, eval_batch_size=FLAGS.eval_batch_size,
+        predict_batch_size=FLAGS.predict_batch_size, learning_rate=FLAGS.learning_rate,
+        num_train_epochs=FLAGS.num_train_epochs, warmup_proportion=FLAGS.warmup_proportion,
+        weight_decay=FLAGS.weight_decay, gradient_accumulation_steps=FLAGS.gradient_accumulation_steps,
+        seed=FLAGS.seed, cache_dir=FLAGS.cache_dir, eval_every_steps=FLAGS.eval_every_steps,
+        pooling=FLAGS.pooling, run=run)

@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 
-from bert import squad
+from bert import files, squad
 from bert.errors import UserInputError
 
 
@@ -21,19 +21,16 @@ def main():
     args = parser.parse_args()
     try:
         examples = squad.read_squad_file(args.data_file, version_2=args.version == "2.0")
-        predictions = _read_json(args.prediction_file)
-        null_odds = _read_json(args.na_prob_file) if args.na_prob_file else None
+        predictions = _read_answers(args.prediction_file)
+        null_odds = _read_answers(args.na_prob_file) if args.na_prob_file else None
     except UserInputError as error:
         sys.exit(f"error: {error}")
     print(json.dumps(squad.evaluate(examples, predictions, args.version, null_odds)))
 
 
-def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as reader:
-            value = json.load(reader)
-    except (OSError, ValueError) as error:
-        raise UserInputError(f"{path}: cannot read ({error})") from None
+def _read_answers(path):
+    """A predictions or null-odds file: a JSON object keyed by question id."""
+    value = files.read_json(path)
     if not isinstance(value, dict):
         raise UserInputError(f"{path}: expected a JSON object mapping question ids to answers")
     return value

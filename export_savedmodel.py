@@ -7,7 +7,7 @@ Reads model_info.json, bert_config.json, the vocab, label_map.json and the check
 there is one, else the latest) from OUT -- no training flags repeated -- and writes EXPORT/<version>/
 (saved_model.pb, variables/, assets/), the next free version number. Signatures: serving_default
 (raw text in, probabilities / label_id / label out; tokenization inside the graph), predict_ids
-(token ids in), tokenize, and for few-shot models embed; see bert/export.py. A few-shot model
+(token ids in), tokenize, and for few-shot models embed; see bert/export/. A few-shot model
 classifies into the classes of --support_file (text<TAB>label lines, a few per class), fixed at export.
 """
 from absl import flags

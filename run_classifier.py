@@ -10,14 +10,16 @@ Outputs in output_dir: eval_results.json (+ Google's eval_results.txt), test_res
 probability per class, then the predicted label), label_map.json, checkpoints, TensorBoard events;
 with --eval_every_steps, the best checkpoint by --best_metric in output_dir/best.
 """
+import dataclasses
 import os
+from typing import Optional
 
 import tensorflow as tf
 from absl import flags, logging
 
 import common_flags
 import processors
-from bert import estimator, input_pipeline, model_fn, tasks
+from bert import estimator, input_pipeline, model_fn, model_folder, tasks
 from bert.errors import UserInputError, run_main
 
 FLAGS = flags.FLAGS
@@ -33,59 +35,59 @@ flags.DEFINE_integer("early_stopping_patience", 0, "Stop after this many evaluat
                      "(0: never).")
 
 
-def make_processor():
-    if FLAGS.processor_module:
-        processors.import_processor_module(FLAGS.processor_module)
-    options = processors.ProcessorOptions(
-        text_a_column=FLAGS.text_a_column, text_b_column=FLAGS.text_b_column, label_column=FLAGS.label_column,
-        has_header=FLAGS.has_header, multi_label=FLAGS.multi_label, label_separator=FLAGS.label_separator)
-    return processors.get_processor(FLAGS.task_name, options)
+@dataclasses.dataclass
+class ClassifierConfig:
+    """What run_classifier.py adds to the shared TrainingConfig."""
+    task_name: str
+    data_dir: str
+    processor: processors.ProcessorOptions
+    processor_module: Optional[str] = None
+    best_metric: Optional[str] = None  # default accuracy, or macro_f1 for multi-label
+    early_stopping_patience: int = 0
 
 
-def features_file(task, examples, split):
-    """Cached TFRecord features for examples: (path, count)."""
-    key = dict(task.cache_key(), processor=FLAGS.task_name, vocab=common_flags.vocab_digest(),
-               lower=FLAGS.do_lower_case, tokenizer=FLAGS.tokenizer)
-    return input_pipeline.cached_tfrecord(common_flags.cache_dir(), split, key, examples, task.convert)
+def make_processor(run):
+    if run.processor_module:
+        processors.import_processor_module(run.processor_module)
+    return processors.get_processor(run.task_name, run.processor)
 
 
-def is_better(value, best, metric):
-    if best is None:
-        return True
-    return value < best if metric == "loss" else value > best
+def validation(setup, run, task, bert_estimator, eval_input_fn, eval_steps):
+    """Evaluate every eval_every_steps on the dev set and keep the best checkpoint by best_metric."""
+    if not (setup.eval_every_steps and eval_input_fn):
+        return None
+    metric = run.best_metric or ("macro_f1" if run.processor.multi_label else "accuracy")
+    scorer = task.scorer()
+    return estimator.Validation(
+        setup.eval_every_steps,
+        lambda checkpoint: scorer.score(bert_estimator.evaluate(eval_input_fn, steps=eval_steps,
+                                                                checkpoint_path=checkpoint)),
+        metric, model_folder.best_dir(setup.output_dir), lower_is_better=metric == "loss",
+        patience=run.early_stopping_patience)
 
 
-def train(bert_estimator, task, train_input_fn, total_steps, eval_input_fn, eval_steps):
-    """Trains to total_steps; with eval_every_steps, evaluates on the way and keeps the best checkpoint."""
-    if FLAGS.distribution == "multi_worker":
-        # Estimator runs multi-worker training only through train_and_evaluate.
-        tf.estimator.train_and_evaluate(
-            bert_estimator, tf.estimator.TrainSpec(train_input_fn, max_steps=total_steps),
-            tf.estimator.EvalSpec(eval_input_fn or train_input_fn, steps=eval_steps or 1, throttle_secs=0))
-        return
-    if not (FLAGS.eval_every_steps and eval_input_fn):
-        bert_estimator.train(train_input_fn, max_steps=total_steps)
-        return
-    metric = FLAGS.best_metric or ("macro_f1" if FLAGS.multi_label else "accuracy")
-    best, stale = None, 0
-    for target in range(FLAGS.eval_every_steps, total_steps + FLAGS.eval_every_steps, FLAGS.eval_every_steps):
-        bert_estimator.train(train_input_fn, max_steps=min(target, total_steps))
-        report = task.report(bert_estimator.evaluate(eval_input_fn, steps=eval_steps))
-        if metric not in report:
-            raise UserInputError(f"--best_metric={metric} is not reported; choose from "
-                                 + ", ".join(k for k, v in report.items() if isinstance(v, float)))
-        logging.info("step %d: %s = %.4f", report["global_step"], metric, report[metric])
-        if is_better(report[metric], best, metric):
-            best, stale = report[metric], 0
-            estimator.copy_checkpoint(bert_estimator.latest_checkpoint(), os.path.join(FLAGS.output_dir, "best"),
-                                      {"metric": metric, "value": best, "report": report})
-        else:
-            stale += 1
-            if FLAGS.early_stopping_patience and stale >= FLAGS.early_stopping_patience:
-                logging.info("no improvement in %s for %d evaluations: stopping early", metric, stale)
-                break
-        if report["global_step"] >= total_steps:
-            break
+def dev_input(setup, run, task, processor, cache):
+    """(input_fn, steps) over the dev set, its labels checked against the task's."""
+    dev_examples = processor.get_dev_examples(run.data_dir)
+    processors.check_labels(dev_examples, task.labels)
+    dev_path, dev_count = cache.features(task, dev_examples, "dev")
+    input_fn = input_pipeline.tfrecord_input_fn_builder(dev_path, task.feature_spec(), setup.eval_batch_size,
+                                                        is_training=False)
+    return input_fn, -(-dev_count // setup.eval_batch_size)
+
+
+def write_test_results(path, task, predictions):
+    """Google's test_results.tsv: one probability per class, then the predicted label(s)."""
+    with open(path + ".tmp", "w", encoding="utf-8") as writer:
+        for prediction in predictions:
+            probabilities = "\t".join(f"{p:.6f}" for p in prediction["probabilities"])
+            if task.multi_label:
+                names = task.label_separator.join(l for l, on in zip(task.labels, prediction["label_ids"]) if on)
+            else:
+                names = task.labels[prediction["label_ids"]]
+            writer.write(f"{probabilities}\t{names}\n")
+    os.replace(path + ".tmp", path)
+    logging.info("wrote %s", path)
 
 
 def main(argv):
@@ -96,74 +98,73 @@ def main(argv):
         raise UserInputError("nothing to do: pass at least one of --do_train, --do_eval, --do_predict")
     if not os.path.isdir(FLAGS.data_dir):
         raise UserInputError(f"{FLAGS.data_dir}: data folder not found")
-    config = common_flags.bert_config()
-    tokenizer = common_flags.tokenizer(config)
-    processor = make_processor()
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    setup = dataclasses.replace(common_flags.training_config(), pooling=FLAGS.pooling or "pooled")
+    run = ClassifierConfig(
+        task_name=FLAGS.task_name, data_dir=FLAGS.data_dir, processor_module=FLAGS.processor_module,
+        processor=processors.ProcessorOptions(
+            text_a_column=FLAGS.text_a_column, text_b_column=FLAGS.text_b_column, label_column=FLAGS.label_column,
+            has_header=FLAGS.has_header, multi_label=FLAGS.multi_label, label_separator=FLAGS.label_separator),
+        best_metric=FLAGS.best_metric, early_stopping_patience=FLAGS.early_stopping_patience)
+    classify(setup, run, FLAGS.do_train, FLAGS.do_eval, FLAGS.do_predict)
 
-    train_examples = processor.get_train_examples(FLAGS.data_dir) if FLAGS.do_train else None
-    labels = processors.resolve_labels(processor, train_examples, FLAGS.output_dir, FLAGS.multi_label)
-    task = tasks.ClassificationTask(labels, tokenizer, FLAGS.max_seq_length, multi_label=FLAGS.multi_label,
-                                    pooling=FLAGS.pooling or "pooled")
-    if FLAGS.do_train:
-        common_flags.save_model_info(
-            "classification", labels=labels, multi_label=FLAGS.multi_label, label_separator=FLAGS.label_separator,
-            pooling=task.pooling, text_pair=any(e.text_b for e in train_examples))
-    eval_input_fn = eval_steps = None
-    if FLAGS.do_eval:
-        dev_examples = processor.get_dev_examples(FLAGS.data_dir)
-        processors.check_labels(dev_examples, labels)
-        dev_path, dev_count = features_file(task, dev_examples, "dev")
-        eval_input_fn = input_pipeline.tfrecord_input_fn_builder(dev_path, task.feature_spec(),
-                                                                 FLAGS.eval_batch_size, is_training=False)
-        eval_steps = -(-dev_count // FLAGS.eval_batch_size)
+
+def classify(setup, run, do_train, do_eval, do_predict):
+    bert_config = setup.bert_config()
+    tokenizer = setup.tokenizer(bert_config)
+    processor = make_processor(run)
+    os.makedirs(setup.output_dir, exist_ok=True)
+    multi_label = run.processor.multi_label
+
+    train_examples = processor.get_train_examples(run.data_dir) if do_train else None
+    labels = processors.resolve_labels(processor, train_examples, setup.output_dir, multi_label)
+    task = tasks.ClassificationTask(labels, tokenizer, setup.max_seq_length, multi_label=multi_label,
+                                    pooling=setup.pooling, label_separator=run.processor.label_separator)
+    cache = setup.feature_cache(processor=run.task_name)
+    if do_train:
+        model_folder.save_model_info(setup, task, text_pair=any(e.text_b for e in train_examples))
+    eval_input_fn, eval_steps = dev_input(setup, run, task, processor, cache) if do_eval else (None, None)
 
     optimizer_config, hooks = None, ()
-    if FLAGS.do_train:
+    if do_train:
         processors.check_labels(train_examples, labels)
-        train_path, train_count = features_file(task, train_examples, "train")
-        optimizer_config = common_flags.optimizer_config(train_count)
+        train_path, train_count = cache.features(task, train_examples, "train")
+        optimizer_config = setup.optimizer_for_examples(train_count)
         total_steps = optimizer_config.num_train_steps
-        hooks = [lambda loss: estimator.ProgressHook(loss, total_steps, FLAGS.train_batch_size,
+        hooks = [lambda loss: estimator.ProgressHook(loss, total_steps, setup.train_batch_size,
                                                      every=max(total_steps // 20, 1))]
 
     bert_estimator = estimator.build_estimator(
-        model_fn.model_fn_builder(task, config, FLAGS.init_checkpoint, optimizer_config, FLAGS.precision,
-                                  training_hooks=hooks), common_flags.run_settings())
-    if FLAGS.do_train:
-        replicas, micro_batch = common_flags.micro_batch(bert_estimator)
+        model_fn.model_fn_builder(task, bert_config, setup.init_checkpoint, optimizer_config, setup.precision,
+                                  training_hooks=hooks), setup.run)
+    if do_train:
+        replicas, micro_batch = setup.micro_batch(bert_estimator)
         logging.info("training on %d examples: %d steps of %d (%d replica(s) x %d micro-batch(es) of %d)",
-                     train_count, total_steps, FLAGS.train_batch_size, replicas,
-                     FLAGS.gradient_accumulation_steps, micro_batch)
+                     train_count, total_steps, setup.train_batch_size, replicas,
+                     setup.gradient_accumulation_steps, micro_batch)
         train_input_fn = input_pipeline.tfrecord_input_fn_builder(
-            train_path, task.feature_spec(), micro_batch, is_training=True, drop_remainder=True, seed=FLAGS.seed)
-        train(bert_estimator, task, train_input_fn, total_steps, eval_input_fn, eval_steps)
+            train_path, task.feature_spec(), micro_batch, is_training=True, drop_remainder=True, seed=setup.seed)
+        if setup.run.distribution == "multi_worker":
+            # Estimator runs multi-worker training only through train_and_evaluate.
+            tf.estimator.train_and_evaluate(
+                bert_estimator, tf.estimator.TrainSpec(train_input_fn, max_steps=total_steps),
+                tf.estimator.EvalSpec(eval_input_fn or train_input_fn, steps=eval_steps or 1, throttle_secs=0))
+        else:
+            estimator.train(bert_estimator, train_input_fn, total_steps,
+                            validation(setup, run, task, bert_estimator, eval_input_fn, eval_steps))
         if not estimator.is_chief():  # multi-worker: only the chief evaluates and predicts
             return
 
-    best_dir = os.path.join(FLAGS.output_dir, "best")
-    checkpoint_path = tf.train.latest_checkpoint(best_dir) if os.path.isdir(best_dir) else None
-    if FLAGS.do_eval:
-        report = task.report(bert_estimator.evaluate(eval_input_fn, steps=eval_steps,
-                                                     checkpoint_path=checkpoint_path))
-        common_flags.write_eval_results(report)
+    checkpoint_path = model_folder.best_checkpoint(setup.output_dir)
+    if do_eval:
+        report = task.scorer().score(bert_estimator.evaluate(eval_input_fn, steps=eval_steps,
+                                                             checkpoint_path=checkpoint_path))
+        model_folder.write_eval_results(setup.output_dir, report)
 
-    if FLAGS.do_predict:
-        test_examples = processor.get_test_examples(FLAGS.data_dir)
-        test_path, _ = features_file(task, test_examples, "test")
-        predict_input_fn = input_pipeline.tfrecord_input_fn_builder(test_path, task.feature_spec(),
-                                                                    FLAGS.predict_batch_size, is_training=False)
-        output = os.path.join(FLAGS.output_dir, "test_results.tsv")
-        with open(output + ".tmp", "w", encoding="utf-8") as writer:
-            for prediction in bert_estimator.predict(predict_input_fn, checkpoint_path=checkpoint_path):
-                probabilities = "\t".join(f"{p:.6f}" for p in prediction["probabilities"])
-                if FLAGS.multi_label:
-                    names = FLAGS.label_separator.join(l for l, on in zip(labels, prediction["label_ids"]) if on)
-                else:
-                    names = labels[prediction["label_ids"]]
-                writer.write(f"{probabilities}\t{names}\n")
-        os.replace(output + ".tmp", output)
-        logging.info("wrote %s", output)
+    if do_predict:
+        test_path, _ = cache.features(task, processor.get_test_examples(run.data_dir), "test")
+        predictions = bert_estimator.predict(input_pipeline.tfrecord_input_fn_builder(
+            test_path, task.feature_spec(), setup.predict_batch_size, is_training=False), checkpoint_path=checkpoint_path)
+        write_test_results(os.path.join(setup.output_dir, "test_results.tsv"), task, predictions)
 
 
 if __name__ == "__main__":

@@ -18,17 +18,13 @@ accuracy in OUT/best when there are validation classes).
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
-import time
+from typing import Optional
 
-import numpy as np
-import tensorflow as tf
 from absl import flags, logging
 
 import common_flags
 import processors
-from bert import estimator, fewshot, files, input_pipeline, model_fn, tasks
+from bert import fewshot, files, model_folder, tasks
 from bert.errors import UserInputError, run_main
 from bert.heads import DISTANCES
 
@@ -57,14 +53,26 @@ flags.DEFINE_integer("baseline_steps", 30, "Fine-tuning steps on each support se
 flags.DEFINE_float("baseline_learning_rate", 5e-5, "Fine-tuning baseline learning rate.")
 
 
-def pooling():
-    return FLAGS.pooling or "mean"  # the right sentence vector for sentence-transformers checkpoints
+@dataclasses.dataclass
+class DataConfig:
+    """Where the few-shot data comes from and how its classes are split."""
+    data_file: Optional[str] = None
+    test_class_ratio: float = 0.3
+    val_class_ratio: float = 0.0
+    split_seed: int = 12345
+    class_split_file: Optional[str] = None
+    train_file: Optional[str] = None
+    val_file: Optional[str] = None
+    eval_file: Optional[str] = None
+    task_name: Optional[str] = None
+    data_dir: Optional[str] = None
+    processor_module: Optional[str] = None
 
 
-def load_splits():
+def load_splits(data):
     """{"train": [...], "val": [...], "test": [...]} examples with disjoint classes, and the split."""
-    if FLAGS.train_file or FLAGS.eval_file:
-        parts = {"train": FLAGS.train_file, "val": FLAGS.val_file, "test": FLAGS.eval_file}
+    if data.train_file or data.eval_file:
+        parts = {"train": data.train_file, "val": data.val_file, "test": data.eval_file}
         examples = {name: processors.read_text_label_file(path, name) if path else [] for name, path in parts.items()}
         classes = {name: sorted({e.label for e in items}) for name, items in examples.items()}
         for a, b in (("train", "test"), ("train", "val"), ("val", "test")):
@@ -73,175 +81,88 @@ def load_splits():
                 raise UserInputError(f"the {a} and {b} files share classes {shared[:10]}: few-shot evaluation "
                                      "needs classes never seen in training")
         return examples, {f"{name}_classes": classes[name] for name in parts}
-    if FLAGS.data_file:
-        pooled = processors.read_text_label_file(FLAGS.data_file)
-    elif FLAGS.task_name:
-        if FLAGS.processor_module:
-            processors.import_processor_module(FLAGS.processor_module)
-        processor = processors.get_processor(FLAGS.task_name)
-        pooled = processor.get_train_examples(FLAGS.data_dir) + processor.get_dev_examples(FLAGS.data_dir)
+    if data.data_file:
+        pooled = processors.read_text_label_file(data.data_file)
+    elif data.task_name:
+        if data.processor_module:
+            processors.import_processor_module(data.processor_module)
+        processor = processors.get_processor(data.task_name)
+        pooled = processor.get_train_examples(data.data_dir) + processor.get_dev_examples(data.data_dir)
     else:
         raise UserInputError("give the data: --data_file, or --train_file/--eval_file, or --task_name/--data_dir")
     present = sorted({e.label for e in pooled})
-    if FLAGS.class_split_file:
-        try:
-            with open(FLAGS.class_split_file, encoding="utf-8") as reader:
-                named = json.load(reader)
-        except (OSError, ValueError) as error:
-            raise UserInputError(f"{FLAGS.class_split_file}: cannot read the class split ({error})") from None
-        if not isinstance(named, dict):
-            raise UserInputError(f"{FLAGS.class_split_file}: expected a JSON object with train_classes, "
-                                 "val_classes and test_classes")
+    if data.class_split_file:
+        named = files.read_json(data.class_split_file, "class split file", expect=dict)
         split = {k: sorted(map(str, named.get(k, []))) for k in ("train_classes", "val_classes", "test_classes")}
         unknown = sorted(set(sum(split.values(), [])) - set(present))
         if unknown:
-            raise UserInputError(f"{FLAGS.class_split_file}: classes not in the data: {unknown[:10]}")
+            raise UserInputError(f"{data.class_split_file}: classes not in the data: {unknown[:10]}")
     else:
-        split = fewshot.split_classes(present, FLAGS.test_class_ratio, FLAGS.val_class_ratio, FLAGS.split_seed)
+        split = fewshot.split_classes(present, data.test_class_ratio, data.val_class_ratio, data.split_seed)
     membership = {c: name for name in ("train", "val", "test") for c in split[f"{name}_classes"]}
     examples = {name: [e for e in pooled if membership.get(e.label) == name] for name in ("train", "val", "test")}
     return examples, split
 
 
-def features(task, examples, name):
-    """Numpy features of examples, through the TFRecord cache."""
-    key = dict(task.cache_key(), vocab=common_flags.vocab_digest(), lower=FLAGS.do_lower_case,
-               tokenizer=FLAGS.tokenizer)
-    path, _ = input_pipeline.cached_tfrecord(common_flags.cache_dir(), f"fewshot-{name}", key, examples, task.convert)
-    return input_pipeline.read_tfrecord_arrays(path, task.feature_spec())
+def train_and_evaluate(setup, episodes, data, bert_config, tokenizer, do_train, do_eval):
+    """Meta-training and/or the evaluation table; writes class_split.json and fewshot_results.json/.md."""
+    examples, split = load_splits(data)
+    files.write_text_atomic(os.path.join(setup.output_dir, "class_split.json"), json.dumps(split, indent=2) + "\n")
+    labels = sorted(set(sum(split.values(), [])))
+    task = tasks.FewShotTask(labels, tokenizer, setup.max_seq_length, setup.pooling, episodes.distance)
+    cache = setup.feature_cache()
+    arrays = {name: cache.arrays(task, items, f"fewshot-{name}") for name, items in examples.items() if items}
 
+    def class_rows(name):
+        ids = [task.label_to_id[c] for c in split[f"{name}_classes"]]
+        return fewshot.rows_by_class(arrays[name]["label_ids"], ids) if name in arrays else {}
 
-def trained_checkpoint():
-    best = os.path.join(FLAGS.output_dir, "best")
-    return tf.train.latest_checkpoint(best) if os.path.isdir(best) else tf.train.latest_checkpoint(FLAGS.output_dir)
-
-
-class Embedder:
-    """Sentence embeddings through Estimator.predict, from a trained checkpoint or the init checkpoint."""
-
-    def __init__(self, task, config):
-        self.task, self.config = task, config
-
-    def __call__(self, arrays, checkpoint=None):
-        model_dir = FLAGS.output_dir if checkpoint else tempfile.mkdtemp(prefix="frozen-", dir=FLAGS.output_dir)
-        try:
-            settings = dataclasses.replace(common_flags.run_settings(), model_dir=model_dir, distribution="none")
-            # Without a checkpoint in model_dir, Estimator initialises: the encoder from init_checkpoint.
-            bert = estimator.build_estimator(
-                model_fn.model_fn_builder(self.task, self.config, FLAGS.init_checkpoint, precision=FLAGS.precision),
-                settings)
-            inputs = {k: v for k, v in arrays.items() if k != "label_ids"}
-            batches = bert.predict(input_pipeline.array_input_fn_builder(inputs, FLAGS.predict_batch_size),
-                                   checkpoint_path=checkpoint, yield_single_examples=False)
-            return np.concatenate([batch["embedding"] for batch in batches])
-        finally:
-            if not checkpoint:
-                shutil.rmtree(model_dir, ignore_errors=True)
-
-
-def meta_train(task, config, arrays, rows, val):
-    """Episodic training; with validation classes and eval_every_steps, keeps the best checkpoint."""
-    optimizer_config = common_flags.optimizer_config_for_steps(FLAGS.train_episodes)
-    episode_size = FLAGS.n_way * (FLAGS.k_shot + FLAGS.q_query)
-    total = optimizer_config.num_train_steps
-    hooks = [lambda loss: estimator.ProgressHook(loss, total, episode_size, every=max(total // 20, 1))]
-    bert = estimator.build_estimator(model_fn.model_fn_builder(task, config, FLAGS.init_checkpoint, optimizer_config,
-                                                               FLAGS.precision, training_hooks=hooks),
-                                     common_flags.run_settings())
-    input_fn = input_pipeline.episodic_input_fn_builder(arrays, rows, FLAGS.n_way, FLAGS.k_shot, FLAGS.q_query,
-                                                        FLAGS.seed)
-    start, trained = time.time(), 0
-    if not (val and FLAGS.eval_every_steps):
-        bert.train(input_fn, max_steps=total)
-        return {"episodes": total, "episodes_per_second": total / (time.time() - start)}
-    embed = Embedder(task, config)
-    n_way, k_shot = fewshot.parse_setting(FLAGS.eval_settings[0])
-    best = None
-    for target in range(FLAGS.eval_every_steps, total + FLAGS.eval_every_steps, FLAGS.eval_every_steps):
-        step_start = time.time()
-        bert.train(input_fn, max_steps=min(target, total))
-        trained += time.time() - step_start
-        checkpoint = bert.latest_checkpoint()
-        val_arrays, val_rows = val
-        result = fewshot.evaluate_on_embeddings(embed(val_arrays, checkpoint), val_rows, n_way, k_shot,
-                                                FLAGS.eval_q_query, FLAGS.val_episodes, FLAGS.eval_seed, FLAGS.distance)
-        logging.info("%s: validation %s accuracy %.4f", checkpoint, FLAGS.eval_settings[0], result["accuracy"])
-        if best is None or result["accuracy"] > best:
-            best = result["accuracy"]
-            estimator.copy_checkpoint(checkpoint, os.path.join(FLAGS.output_dir, "best"),
-                                      {"metric": f"validation {FLAGS.eval_settings[0]} accuracy", "value": best})
-        if target >= total:
-            break
-    return {"episodes": total, "episodes_per_second": total / trained}
-
-
-def evaluate(task, config, arrays, test_rows, labels):
-    """The table: rows (meta-trained, frozen encoder, fine-tuning) x settings."""
-    embed = Embedder(task, config)
-    rows = {}
-    checkpoint = trained_checkpoint()
-    if checkpoint:
-        rows["meta-trained"] = ("embeddings", embed(arrays, checkpoint))
-    if FLAGS.eval_frozen or not checkpoint:
-        rows["frozen encoder" if FLAGS.init_checkpoint else "random init"] = ("embeddings", embed(arrays))
-    if FLAGS.baseline == "finetune":
-        rows["fine-tuning"] = ("finetune", None)
-    results = {name: {} for name in rows}
-    for setting in FLAGS.eval_settings:
-        n_way, k_shot = fewshot.parse_setting(setting)
-        eligible, message = fewshot.keep_classes_with(test_rows, k_shot + FLAGS.eval_q_query, n_way, labels,
-                                                      f"evaluation {setting}")
+    results = {}
+    if do_train:
+        model_folder.save_model_info(setup, task)
+        if "train" not in arrays:
+            raise UserInputError("no meta-training classes: check the class split or --train_file")
+        rows, message = fewshot.keep_classes_with(class_rows("train"), episodes.k_shot + episodes.q_query,
+                                                  episodes.n_way, labels, "meta-training")
         if message:
             logging.warning(message)
-        for name, (kind, embeddings) in rows.items():
-            if kind == "embeddings":
-                results[name][setting] = fewshot.evaluate_on_embeddings(
-                    embeddings, eligible, n_way, k_shot, FLAGS.eval_q_query, FLAGS.eval_episodes, FLAGS.eval_seed,
-                    FLAGS.distance)
-            else:
-                baseline = fewshot.FinetuneBaseline(config, FLAGS.init_checkpoint, n_way, FLAGS.max_seq_length,
-                                                    pooling(), FLAGS.baseline_steps, FLAGS.baseline_learning_rate,
-                                                    FLAGS.seed)
-                results[name][setting] = baseline.evaluate(arrays, eligible, n_way, k_shot, FLAGS.eval_q_query,
-                                                           FLAGS.baseline_episodes, FLAGS.eval_seed)
-    return results
+        val = None
+        if "val" in arrays:
+            n_way, k_shot = fewshot.parse_setting(episodes.eval_settings[0])
+            val_rows, _ = fewshot.keep_classes_with(class_rows("val"), k_shot + episodes.eval_q_query, n_way,
+                                                    labels, "validation")
+            val = (arrays["val"], val_rows)
+        results["training"] = fewshot.meta_train(task, setup, bert_config, episodes, arrays["train"], rows, val)
+    if do_eval:
+        if "test" not in arrays:
+            raise UserInputError("no evaluation classes: check the class split or --eval_file")
+        rows = fewshot.evaluate(task, setup, bert_config, episodes, arrays["test"], class_rows("test"), labels)
+        main_row = rows.get("meta-trained") or next(iter(rows.values()))
+        results.update({setting: main_row[setting] for setting in episodes.eval_settings})
+        results["rows"] = rows
+        text = fewshot.table(rows, episodes.eval_settings)
+        files.write_text_atomic(os.path.join(setup.output_dir, "fewshot_results.md"), text)
+        print(f"\nfew-shot accuracy (%) on {len(split['test_classes'])} held-out classes, "
+              f"{episodes.eval_q_query} queries per class, mean ± 95% interval:\n\n{text}")
+    files.write_text_atomic(os.path.join(setup.output_dir, "fewshot_results.json"),
+                            json.dumps(results, indent=2) + "\n")
 
 
-def table(results):
-    settings = FLAGS.eval_settings
-    lines = ["| model | " + " | ".join(settings) + " | episodes |", "| --- |" + " ---: |" * (len(settings) + 1)]
-    for name, by_setting in results.items():
-        cells = [f"{100 * r['accuracy']:.2f} ± {100 * r['ci95']:.2f}" for r in (by_setting[s] for s in settings)]
-        episodes = sorted({by_setting[s]["episodes"] for s in settings})
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {', '.join(map(str, episodes))} |")
-    return "\n".join(lines) + "\n"
-
-
-def predict(tokenizer, config):
-    support = processors.read_text_label_file(FLAGS.support_file, "support")
-    queries = processors.read_text_lines(FLAGS.predict_file)
-    classes = sorted({e.label for e in support})
-    predict_task = tasks.FewShotTask(classes, tokenizer, FLAGS.max_seq_length, pooling(), FLAGS.distance)
-    checkpoint = trained_checkpoint()
-    embed = Embedder(predict_task, config)
-    support_arrays = features(predict_task, support, "support")
-    support_embeddings = embed(support_arrays, checkpoint)
-    query_embeddings = embed(features(predict_task, queries, "predict"), checkpoint)
-    prototypes = np.stack([support_embeddings[support_arrays["label_ids"] == c].mean(0) for c in range(len(classes))])
-    scale = 10.0
-    if FLAGS.distance == "cosine" and checkpoint:
-        scale = float(tf.train.load_checkpoint(checkpoint).get_tensor("prototypical/cosine_scale"))
-    logits = fewshot.prototype_logits(query_embeddings, prototypes, FLAGS.distance, scale)
-    probabilities = fewshot.softmax(logits)
-    distances = (fewshot.squared_distances(query_embeddings, prototypes) if FLAGS.distance == "euclidean"
-                 else 1.0 - logits / scale)
+def predict(setup, distance, bert_config, tokenizer, support_file, predict_file):
+    """Classifies predict_file's texts into support_file's classes; writes predictions.tsv and shows them."""
+    support = processors.read_text_label_file(support_file, "support")
+    queries = processors.read_text_lines(predict_file)
+    classified = fewshot.classify(
+        lambda classes: tasks.FewShotTask(classes, tokenizer, setup.max_seq_length, setup.pooling, distance),
+        setup, bert_config, setup.feature_cache(), support, queries)
+    classes = classified.classes
     lines = ["\t".join(["text", "label", "probability"] + [f"distance:{c}" for c in classes])]
-    for example, row, distance in zip(queries, probabilities, distances):
+    for example, row, distances in zip(queries, classified.probabilities, classified.distances):
         best = int(row.argmax())
-        lines.append("\t".join([example.text_a, classes[best], f"{row[best]:.4f}"] + [f"{d:.4f}" for d in distance]))
-    path = os.path.join(FLAGS.output_dir, "predictions.tsv")
+        lines.append("\t".join([example.text_a, classes[best], f"{row[best]:.4f}"] + [f"{d:.4f}" for d in distances]))
+    path = os.path.join(setup.output_dir, "predictions.tsv")
     files.write_text_atomic(path, "\n".join(lines) + "\n")
-    source = checkpoint or f"{FLAGS.init_checkpoint or 'a random init'} (not meta-trained)"
+    source = classified.checkpoint or f"{setup.init_checkpoint or 'a random init'} (not meta-trained)"
     print(f"\n{len(queries)} texts into {len(classes)} classes from {len(support)} examples, using {source}:\n")
     for line in lines[1:]:
         text, label, probability = line.split("\t")[:3]
@@ -257,54 +178,26 @@ def main(argv):
         raise UserInputError("nothing to do: pass at least one of --do_train, --do_eval, --do_predict")
     if FLAGS.do_predict and not (FLAGS.support_file and FLAGS.predict_file):
         raise UserInputError("--do_predict needs --support_file and --predict_file")
-    config = common_flags.bert_config()
-    tokenizer = common_flags.tokenizer(config)
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-    for setting in FLAGS.eval_settings:
-        fewshot.parse_setting(setting)
-
+    setup = dataclasses.replace(common_flags.training_config(),
+                                pooling=FLAGS.pooling or "mean")  # right for sentence-transformers checkpoints
+    episodes = fewshot.FewShotConfig(
+        n_way=FLAGS.n_way, k_shot=FLAGS.k_shot, q_query=FLAGS.q_query, train_episodes=FLAGS.train_episodes,
+        distance=FLAGS.distance, eval_settings=list(FLAGS.eval_settings), eval_episodes=FLAGS.eval_episodes,
+        eval_q_query=FLAGS.eval_q_query, eval_seed=FLAGS.eval_seed, val_episodes=FLAGS.val_episodes,
+        eval_frozen=FLAGS.eval_frozen, baseline=FLAGS.baseline, baseline_episodes=FLAGS.baseline_episodes,
+        baseline_steps=FLAGS.baseline_steps, baseline_learning_rate=FLAGS.baseline_learning_rate)
+    data = DataConfig(
+        data_file=FLAGS.data_file, test_class_ratio=FLAGS.test_class_ratio, val_class_ratio=FLAGS.val_class_ratio,
+        split_seed=FLAGS.split_seed, class_split_file=FLAGS.class_split_file, train_file=FLAGS.train_file,
+        val_file=FLAGS.val_file, eval_file=FLAGS.eval_file, task_name=FLAGS.task_name, data_dir=FLAGS.data_dir,
+        processor_module=FLAGS.processor_module)
+    bert_config = setup.bert_config()
+    tokenizer = setup.tokenizer(bert_config)
+    os.makedirs(setup.output_dir, exist_ok=True)
     if FLAGS.do_train or FLAGS.do_eval:
-        examples, split = load_splits()
-        files.write_text_atomic(os.path.join(FLAGS.output_dir, "class_split.json"), json.dumps(split, indent=2) + "\n")
-        labels = sorted(set(sum(split.values(), [])))
-        task = tasks.FewShotTask(labels, tokenizer, FLAGS.max_seq_length, pooling(), FLAGS.distance)
-        arrays = {name: features(task, items, name) for name, items in examples.items() if items}
-
-        def class_rows(name):
-            ids = [task.label_to_id[c] for c in split[f"{name}_classes"]]
-            return fewshot.rows_by_class(arrays[name]["label_ids"], ids) if name in arrays else {}
-
-        results = {}
-        if FLAGS.do_train:
-            common_flags.save_model_info("fewshot", pooling=pooling(), distance=FLAGS.distance)
-            if "train" not in arrays:
-                raise UserInputError("no meta-training classes: check the class split or --train_file")
-            rows, message = fewshot.keep_classes_with(class_rows("train"), FLAGS.k_shot + FLAGS.q_query, FLAGS.n_way,
-                                                      labels, "meta-training")
-            if message:
-                logging.warning(message)
-            val = None
-            if "val" in arrays:
-                n_way, k_shot = fewshot.parse_setting(FLAGS.eval_settings[0])
-                val_rows, _ = fewshot.keep_classes_with(class_rows("val"), k_shot + FLAGS.eval_q_query, n_way,
-                                                        labels, "validation")
-                val = (arrays["val"], val_rows)
-            results["training"] = meta_train(task, config, arrays["train"], rows, val)
-        if FLAGS.do_eval:
-            if "test" not in arrays:
-                raise UserInputError("no evaluation classes: check the class split or --eval_file")
-            rows = evaluate(task, config, arrays["test"], class_rows("test"), labels)
-            main_row = rows.get("meta-trained") or next(iter(rows.values()))
-            results.update({setting: main_row[setting] for setting in FLAGS.eval_settings})
-            results["rows"] = rows
-            text = table(rows)
-            files.write_text_atomic(os.path.join(FLAGS.output_dir, "fewshot_results.md"), text)
-            print(f"\nfew-shot accuracy (%) on {len(split['test_classes'])} held-out classes, "
-                  f"{FLAGS.eval_q_query} queries per class, mean ± 95% interval:\n\n{text}")
-        files.write_text_atomic(os.path.join(FLAGS.output_dir, "fewshot_results.json"), json.dumps(results, indent=2) + "\n")
-
+        train_and_evaluate(setup, episodes, data, bert_config, tokenizer, FLAGS.do_train, FLAGS.do_eval)
     if FLAGS.do_predict:
-        predict(tokenizer, config)
+        predict(setup, episodes.distance, bert_config, tokenizer, FLAGS.support_file, FLAGS.predict_file)
 
 
 if __name__ == "__main__":

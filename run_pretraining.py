@@ -11,16 +11,14 @@ and reported. A run stopped part-way continues from its last checkpoint with the
 Results: eval_results.json / eval_results.txt with masked-LM accuracy and loss (and next-sentence
 accuracy and loss).
 """
-import dataclasses
 import glob
-import json
 import os
 
 import tensorflow as tf
 from absl import flags, logging
 
 import common_flags
-from bert import estimator, input_pipeline, model_fn, tasks
+from bert import estimator, files, input_pipeline, model_fn, model_folder, tasks
 from bert.errors import UserInputError, run_main
 
 FLAGS = flags.FLAGS
@@ -36,8 +34,7 @@ def pretraining_data(spec):
         meta_path = os.path.join(spec, "pretrain_meta.json")
         if not os.path.exists(meta_path):
             raise UserInputError(f"{spec}: no pretrain_meta.json (was it written by create_pretraining_data.py?)")
-        with open(meta_path, encoding="utf-8") as reader:
-            meta = json.load(reader)
+        meta = files.read_json(meta_path, "pretraining data description", expect=dict)
         paths = [os.path.join(spec, name) for name in meta["shards"]]
         return paths, meta["max_seq_length"], meta["max_predictions_per_seq"], meta["next_sentence"]
     paths = sorted(path for part in spec.split(",") if part.strip() for path in glob.glob(part.strip()))
@@ -51,6 +48,29 @@ def pretraining_data(spec):
             "next_sentence_labels" in feature)
 
 
+def pretrain(setup, task, paths, num_train_steps, num_warmup_steps):
+    """Trains to num_train_steps; a resumed run skips the batches the interrupted one consumed."""
+    optimizer_config = setup.optimizer_for_steps(num_train_steps, warmup_steps=num_warmup_steps)
+    hooks = [lambda loss: estimator.ProgressHook(loss, num_train_steps, setup.train_batch_size,
+                                                 every=max(num_train_steps // 20, 1))]
+    bert = estimator.build_estimator(
+        model_fn.model_fn_builder(task, setup.bert_config(), setup.init_checkpoint, optimizer_config, setup.precision,
+                                  training_hooks=hooks), setup.run)
+    model_folder.save_model_info(setup, task)
+    replicas, micro_batch = setup.micro_batch(bert)
+    # Resuming: skip the batches the earlier run consumed, so the data order is the uninterrupted one's.
+    latest = tf.train.latest_checkpoint(setup.output_dir)
+    done = model_folder.checkpoint_step(latest) if latest else 0
+    # Each worker's input pipeline feeds its own replicas one batch each per micro-step.
+    skip = done * setup.gradient_accumulation_steps * (replicas // estimator.num_workers())
+    if done:
+        logging.info("resuming at step %d: skipping %d batches already trained on", done, skip)
+    estimator.train(bert, input_pipeline.tfrecord_input_fn_builder(
+        paths, task.feature_spec(), micro_batch, is_training=True, drop_remainder=True, seed=setup.seed,
+        skip_batches=skip), num_train_steps)
+    return bert
+
+
 def main(argv):
     del argv
     common_flags.quiet_tensorflow()
@@ -58,45 +78,22 @@ def main(argv):
     if not (FLAGS.do_train or FLAGS.do_eval):
         raise UserInputError("nothing to do: pass --do_train and/or --do_eval")
     paths, seq_length, max_predictions, next_sentence = pretraining_data(FLAGS.input_file)
-    FLAGS.max_seq_length = seq_length  # the data fixes it
-    config = common_flags.bert_config()
+    setup = common_flags.training_config(max_seq_length=seq_length)  # the data fixes the length
     task = tasks.PretrainingTask(seq_length, max_predictions, next_sentence)
     logging.info("%d shard(s), length %d, %d predictions, %s", len(paths), seq_length, max_predictions,
                  "masked LM + next sentence" if next_sentence else "masked LM only")
-
-    optimizer_config = hooks = None
     if FLAGS.do_train:
-        optimizer_config = dataclasses.replace(common_flags.optimizer_config_for_steps(FLAGS.num_train_steps),
-                                               num_warmup_steps=FLAGS.num_warmup_steps)
-        hooks = [lambda loss: estimator.ProgressHook(loss, FLAGS.num_train_steps, FLAGS.train_batch_size,
-                                                     every=max(FLAGS.num_train_steps // 20, 1))]
-    bert = estimator.build_estimator(
-        model_fn.model_fn_builder(task, config, FLAGS.init_checkpoint, optimizer_config, FLAGS.precision,
-                                  training_hooks=hooks or ()), common_flags.run_settings())
-
-    if FLAGS.do_train:
-        common_flags.save_model_info("pretraining", next_sentence=next_sentence,
-                                     max_predictions_per_seq=max_predictions)
-        replicas, micro_batch = common_flags.micro_batch(bert)
-        # Resuming: skip the batches the earlier run consumed, so the data order is the uninterrupted one's.
-        latest = tf.train.latest_checkpoint(FLAGS.output_dir)
-        done = int(tf.train.load_checkpoint(latest).get_tensor("global_step")) if latest else 0
-        # Each worker's input pipeline feeds its own replicas one batch each per micro-step.
-        skip = done * FLAGS.gradient_accumulation_steps * (replicas // estimator.num_workers())
-        if done:
-            logging.info("resuming at step %d: skipping %d batches already trained on", done, skip)
-        bert.train(input_pipeline.tfrecord_input_fn_builder(paths, task.feature_spec(), micro_batch, is_training=True,
-                                                            drop_remainder=True, seed=FLAGS.seed, skip_batches=skip),
-                   max_steps=FLAGS.num_train_steps)
-
+        bert = pretrain(setup, task, paths, FLAGS.num_train_steps, FLAGS.num_warmup_steps)
+    else:
+        bert = estimator.build_estimator(
+            model_fn.model_fn_builder(task, setup.bert_config(), setup.init_checkpoint, precision=setup.precision),
+            setup.run)
     if FLAGS.do_eval and estimator.is_chief():
         eval_paths = pretraining_data(FLAGS.eval_input_file)[0] if FLAGS.eval_input_file else paths
         result = bert.evaluate(input_pipeline.tfrecord_input_fn_builder(eval_paths, task.feature_spec(),
-                                                                        FLAGS.eval_batch_size, is_training=False),
+                                                                        setup.eval_batch_size, is_training=False),
                                steps=FLAGS.max_eval_steps)
-        report = {key: float(value) for key, value in result.items() if key != "global_step"}
-        report["global_step"] = int(result["global_step"])
-        common_flags.write_eval_results(report)
+        model_folder.write_eval_results(setup.output_dir, task.scorer().score(result))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from bert import files, modeling
+from bert import files, model_folder, modeling
 from bert.errors import UserInputError
 
 tf1 = tf.compat.v1
@@ -131,9 +131,7 @@ def write_checkpoint(arrays, prefix):
     names = sorted(arrays)
     tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
                       tensors=[tf.convert_to_tensor(arrays[n]) for n in names])
-    with open(os.path.join(os.path.dirname(prefix), "checkpoint"), "w", encoding="utf-8") as writer:
-        base = os.path.basename(prefix)
-        writer.write(f'model_checkpoint_path: "{base}"\nall_model_checkpoint_paths: "{base}"\n')
+    model_folder.write_checkpoint_state(os.path.dirname(prefix), os.path.basename(prefix))
 
 
 # --- safetensors, in numpy ------------------------------------------------------------------------
@@ -274,16 +272,6 @@ def _absent_heads(google_names):
     return [head for head, prefix in _HEADS.items() if not any(n.startswith(prefix) for n in google_names)]
 
 
-def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as reader:
-            return json.load(reader)
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: file not found") from None
-    except json.JSONDecodeError as error:
-        raise UserInputError(f"{path}, line {error.lineno}: invalid JSON: {error.msg}") from None
-
-
 def _prepare_output(output_dir, overwrite):
     """A temporary folder beside output_dir; the caller renames it into place when complete."""
     if os.path.exists(output_dir) and os.listdir(output_dir) and not overwrite:
@@ -314,7 +302,7 @@ def _convert_into(output_dir, overwrite, write):
 
 def hf_to_google(input_dir, output_dir, overwrite=False):
     """Hugging Face BERT folder -> Google-style folder. Returns a ConversionReport."""
-    hf_config = _read_json(os.path.join(input_dir, "config.json"))
+    hf_config = files.read_json(os.path.join(input_dir, "config.json"), expect=dict)
     if hf_config.get("model_type", "bert") != "bert":
         raise UserInputError(f"{input_dir}/config.json: model_type {hf_config['model_type']!r} is not BERT")
     if hf_config.get("position_embedding_type", "absolute") != "absolute":

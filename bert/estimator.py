@@ -1,10 +1,10 @@
-"""Estimator construction: distribution strategy, XLA, checkpoints, and a progress line."""
+"""Estimator construction (distribution strategy, XLA, checkpoints), a progress line, and training
+with evaluation every N steps keeping the best checkpoint (`train`, `Validation`)."""
 import dataclasses
 import json
 import os
-import shutil
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import tensorflow as tf
 from absl import logging
@@ -125,21 +125,57 @@ class ProgressHook(tf1.train.SessionRunHook):
         self.last = (step, now)
 
 
-def copy_checkpoint(checkpoint_path, destination, info):
-    """Copies one checkpoint (index + data shards) into `destination`, replacing it whole."""
-    parent = os.path.dirname(os.path.abspath(destination))
-    tmp = destination + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    base = os.path.basename(checkpoint_path)
-    folder = os.path.dirname(checkpoint_path)
-    for name in os.listdir(folder):
-        if name.startswith(base + ".index") or name.startswith(base + ".data-"):
-            shutil.copy2(os.path.join(folder, name), os.path.join(tmp, name))
-    with open(os.path.join(tmp, "checkpoint"), "w", encoding="utf-8") as writer:
-        writer.write(f'model_checkpoint_path: "{base}"\nall_model_checkpoint_paths: "{base}"\n')
-    with open(os.path.join(tmp, "best_eval.json"), "w", encoding="utf-8") as writer:
-        json.dump(info, writer, indent=2)
-    os.makedirs(parent, exist_ok=True)
-    shutil.rmtree(destination, ignore_errors=True)
-    os.replace(tmp, destination)
+@dataclasses.dataclass
+class Validation:
+    """Evaluate every `every` steps while training and keep the best checkpoint in `best_dir`.
+
+    evaluate(checkpoint path) -> a report dict holding `metric`; `label` names it in the log and in
+    best_dir's best_eval.json. lower_is_better for losses. patience: stop after this many
+    evaluations without improvement (0: never).
+    """
+    every: int
+    evaluate: Callable[[str], dict]
+    metric: str
+    best_dir: str
+    label: Optional[str] = None
+    lower_is_better: bool = False
+    patience: int = 0
+
+
+def train(bert_estimator, input_fn, total_steps, validation=None):
+    """Trains to total_steps; with a Validation, evaluates on the way and keeps the best checkpoint.
+
+    Returns the seconds spent training (evaluation excluded).
+    """
+    from bert import model_folder
+
+    if validation is None or not validation.every:
+        start = time.time()
+        bert_estimator.train(input_fn, max_steps=total_steps)
+        return time.time() - start
+    label = validation.label or validation.metric
+    best, stale, trained = None, 0, 0.0
+    for target in range(validation.every, total_steps + validation.every, validation.every):
+        start = time.time()
+        bert_estimator.train(input_fn, max_steps=min(target, total_steps))
+        trained += time.time() - start
+        checkpoint = bert_estimator.latest_checkpoint()
+        report = validation.evaluate(checkpoint)
+        if validation.metric not in report:
+            raise UserInputError(f"metric {validation.metric} is not reported; choose from "
+                                 + ", ".join(k for k, v in report.items() if isinstance(v, float)))
+        value = report[validation.metric]
+        step = model_folder.checkpoint_step(checkpoint)
+        logging.info("step %d: %s %.4f", step, label, value)
+        improved = best is None or (value < best if validation.lower_is_better else value > best)
+        if improved:
+            best, stale = value, 0
+            model_folder.keep_best(checkpoint, validation.best_dir, {"metric": label, "value": value, "report": report})
+        else:
+            stale += 1
+            if validation.patience and stale >= validation.patience:
+                logging.info("no improvement in %s for %d evaluations: stopping early", label, stale)
+                break
+        if step >= total_steps:
+            break
+    return trained

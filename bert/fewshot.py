@@ -1,15 +1,22 @@
-"""Few-shot evaluation and prediction on sentence embeddings, and the fine-tuning baseline.
+"""Few-shot learning with prototypical networks: class splits, meta-training with validation,
+the evaluation table, prediction into new classes, and the fine-tuning baseline.
 
-Evaluation embeds every example once, then samples episodes on those embeddings in numpy: an episode
-costs microseconds, so the table's 1000 episodes per setting take about a second.
+Evaluation embeds every example once, then samples episodes on those embeddings in numpy
+(tasks.FewShotScorer): an episode costs microseconds, so the table's 1000 episodes per setting take
+about a second.
 """
+import dataclasses
 import re
+import shutil
+import tempfile
 import time
+from typing import List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
-from bert import input_pipeline, model_fn, optimization, tasks
+from bert import estimator, heads, input_pipeline, model_fn, model_folder, optimization, tasks
 from bert.errors import UserInputError
 
 tf1 = tf.compat.v1
@@ -61,45 +68,154 @@ def keep_classes_with(rows, needed, n_way, labels, purpose):
     return kept, message
 
 
-def prototype_logits(queries, prototypes, distance, scale=10.0):
-    """numpy twin of heads.prototypical_logits: [q, hidden], [n, hidden] -> [q, n]."""
-    if distance == "cosine":
-        q = queries / np.maximum(np.linalg.norm(queries, axis=-1, keepdims=True), 1e-12)
-        p = prototypes / np.maximum(np.linalg.norm(prototypes, axis=-1, keepdims=True), 1e-12)
-        return scale * q @ p.T
-    return -squared_distances(queries, prototypes)
-
-
-def squared_distances(a, b):
-    return np.maximum((a * a).sum(-1)[:, None] - 2.0 * a @ b.T + (b * b).sum(-1)[None, :], 0.0)
-
-
 def softmax(logits):
     shifted = np.exp(logits - logits.max(-1, keepdims=True))
     return shifted / shifted.sum(-1, keepdims=True)
 
 
-def evaluate_on_embeddings(embeddings, rows, n_way, k_shot, q_query, episodes, seed, distance="euclidean"):
-    """Mean query accuracy over sampled episodes, with its 95% interval (1.96 standard errors)."""
-    sampler = input_pipeline.EpisodeSampler(rows, n_way, k_shot, q_query, seed)
-    accuracies = np.empty(episodes)
-    start = time.perf_counter()
-    for episode in range(episodes):
-        chosen, labels, is_query, _ = sampler.sample()
-        vectors = embeddings[chosen]
-        support, query = vectors[is_query == 0], vectors[is_query == 1]
-        prototypes = support.reshape(n_way, k_shot, -1).mean(1)
-        predicted = prototype_logits(query, prototypes, distance).argmax(-1)
-        accuracies[episode] = (predicted == labels[is_query == 1]).mean()
-    return summarize(accuracies, time.perf_counter() - start)
+@dataclasses.dataclass
+class FewShotConfig:
+    """Episodes for meta-training, evaluation and validation, and the fine-tuning baseline."""
+    n_way: int = 5  # training episodes: classes per episode
+    k_shot: int = 5  # support sentences per class
+    q_query: int = 5  # query sentences per class
+    train_episodes: int = 1000  # training steps; each is one episode per replica
+    distance: str = "euclidean"  # a name in heads.DISTANCES
+    eval_settings: Sequence[str] = ("5w1s", "5w5s", "10w1s", "10w5s")
+    eval_episodes: int = 1000
+    eval_q_query: int = 15
+    eval_seed: int = 2024
+    val_episodes: int = 300  # episodes per validation (first eval setting)
+    eval_frozen: bool = True  # also evaluate the init checkpoint without meta-training
+    baseline: str = "none"  # none | finetune
+    baseline_episodes: int = 50
+    baseline_steps: int = 30
+    baseline_learning_rate: float = 5e-5
+
+    def __post_init__(self):
+        heads.get_distance(self.distance)
+        for setting in self.eval_settings:
+            parse_setting(setting)
 
 
-def summarize(accuracies, seconds):
-    """Per-episode accuracies -> mean, 95% interval (1.96 standard errors), count, episodes per second."""
-    count = len(accuracies)
-    return {"accuracy": float(np.mean(accuracies)),
-            "ci95": float(1.96 * np.std(accuracies, ddof=1) / np.sqrt(count)) if count > 1 else 0.0,
-            "episodes": count, "episodes_per_second": count / seconds if seconds > 0 else float("inf")}
+class Embedder:
+    """Sentence embeddings through Estimator.predict, from a trained checkpoint or (checkpoint None)
+    the init checkpoint. setup: config.TrainingConfig."""
+
+    def __init__(self, task, setup, bert_config):
+        self.task, self.setup, self.bert_config = task, setup, bert_config
+
+    def __call__(self, arrays, checkpoint=None):
+        output_dir = self.setup.output_dir
+        model_dir = output_dir if checkpoint else tempfile.mkdtemp(prefix="frozen-", dir=output_dir)
+        try:
+            settings = dataclasses.replace(self.setup.run, model_dir=model_dir, distribution="none")
+            # Without a checkpoint in model_dir, Estimator initialises: the encoder from init_checkpoint.
+            bert = estimator.build_estimator(
+                model_fn.model_fn_builder(self.task, self.bert_config, self.setup.init_checkpoint,
+                                          precision=self.setup.precision), settings)
+            inputs = {k: v for k, v in arrays.items() if k != "label_ids"}
+            batches = bert.predict(input_pipeline.array_input_fn_builder(inputs, self.setup.predict_batch_size),
+                                   checkpoint_path=checkpoint, yield_single_examples=False)
+            return np.concatenate([batch["embedding"] for batch in batches])
+        finally:
+            if not checkpoint:
+                shutil.rmtree(model_dir, ignore_errors=True)
+
+
+def meta_train(task, setup, bert_config, episodes, arrays, rows, val=None):
+    """Episodic training on arrays' classes `rows`; with validation (arrays, rows) and
+    setup.eval_every_steps, keeps the best checkpoint by validation accuracy in output_dir/best.
+    episodes: FewShotConfig. Returns {"episodes", "episodes_per_second"}."""
+    optimizer_config = setup.optimizer_for_steps(episodes.train_episodes)
+    episode_size = episodes.n_way * (episodes.k_shot + episodes.q_query)
+    total = optimizer_config.num_train_steps
+    hooks = [lambda loss: estimator.ProgressHook(loss, total, episode_size, every=max(total // 20, 1))]
+    bert = estimator.build_estimator(
+        model_fn.model_fn_builder(task, bert_config, setup.init_checkpoint, optimizer_config, setup.precision,
+                                  training_hooks=hooks), setup.run)
+    input_fn = input_pipeline.episodic_input_fn_builder(arrays, rows, episodes.n_way, episodes.k_shot,
+                                                        episodes.q_query, setup.seed)
+    validation = None
+    if val and setup.eval_every_steps:
+        embed = Embedder(task, setup, bert_config)
+        val_arrays, val_rows = val
+        setting = episodes.eval_settings[0]
+        n_way, k_shot = parse_setting(setting)
+        scorer = task.scorer(n_way, k_shot, episodes.eval_q_query, episodes.val_episodes, episodes.eval_seed)
+        validation = estimator.Validation(
+            setup.eval_every_steps, lambda checkpoint: scorer.score(embed(val_arrays, checkpoint), val_rows),
+            "accuracy", model_folder.best_dir(setup.output_dir), label=f"validation {setting} accuracy")
+    seconds = estimator.train(bert, input_fn, total, validation)
+    return {"episodes": total, "episodes_per_second": total / seconds if seconds > 0 else float("inf")}
+
+
+def evaluate(task, setup, bert_config, episodes, arrays, test_rows, labels):
+    """The table: rows (meta-trained, frozen encoder, fine-tuning) x settings ->
+    {row name: {setting: FewShotScorer result}}."""
+    embed = Embedder(task, setup, bert_config)
+    rows = {}
+    checkpoint = model_folder.trained_checkpoint(setup.output_dir)
+    if checkpoint:
+        rows["meta-trained"] = ("embeddings", embed(arrays, checkpoint))
+    if episodes.eval_frozen or not checkpoint:
+        rows["frozen encoder" if setup.init_checkpoint else "random init"] = ("embeddings", embed(arrays))
+    if episodes.baseline == "finetune":
+        rows["fine-tuning"] = ("finetune", None)
+    results = {name: {} for name in rows}
+    for setting in episodes.eval_settings:
+        n_way, k_shot = parse_setting(setting)
+        eligible, message = keep_classes_with(test_rows, k_shot + episodes.eval_q_query, n_way, labels,
+                                              f"evaluation {setting}")
+        if message:
+            logging.warning(message)
+        for name, (kind, embeddings) in rows.items():
+            if kind == "embeddings":
+                scorer = task.scorer(n_way, k_shot, episodes.eval_q_query, episodes.eval_episodes, episodes.eval_seed)
+                results[name][setting] = scorer.score(embeddings, eligible)
+            else:
+                baseline = FinetuneBaseline(bert_config, setup.init_checkpoint, n_way, setup.max_seq_length,
+                                            task.pooling, episodes.baseline_steps, episodes.baseline_learning_rate,
+                                            setup.seed)
+                results[name][setting] = baseline.evaluate(arrays, eligible, n_way, k_shot, episodes.eval_q_query,
+                                                           episodes.baseline_episodes, episodes.eval_seed)
+    return results
+
+
+def table(results, settings):
+    """{row: {setting: result}} -> a markdown table of accuracy (%) ± 95% interval."""
+    lines = ["| model | " + " | ".join(settings) + " | episodes |", "| --- |" + " ---: |" * (len(settings) + 1)]
+    for name, by_setting in results.items():
+        cells = [f"{100 * r['accuracy']:.2f} ± {100 * r['ci95']:.2f}" for r in (by_setting[s] for s in settings)]
+        episodes = sorted({by_setting[s]["episodes"] for s in settings})
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {', '.join(map(str, episodes))} |")
+    return "\n".join(lines) + "\n"
+
+
+@dataclasses.dataclass
+class Classified:
+    """Queries classified by distance to the support set's prototypes."""
+    classes: List[str]  # column order
+    probabilities: np.ndarray  # [queries, classes]
+    distances: np.ndarray  # [queries, classes], heads.Distance.np_distances
+    checkpoint: Optional[str]  # the meta-trained checkpoint used (None: the init checkpoint)
+
+
+def classify(task_for, setup, bert_config, cache, support, queries):
+    """Classifies `queries` into the classes of `support` (InputExamples with labels), without training.
+
+    task_for(classes) -> the FewShotTask to embed with; cache: input_pipeline.FeatureCache.
+    """
+    classes = sorted({e.label for e in support})
+    task = task_for(classes)
+    checkpoint = model_folder.trained_checkpoint(setup.output_dir)
+    embed = Embedder(task, setup, bert_config)
+    support_arrays = cache.arrays(task, support, "fewshot-support")
+    support_embeddings = embed(support_arrays, checkpoint)
+    query_embeddings = embed(cache.arrays(task, queries, "fewshot-predict"), checkpoint)
+    prototypes = np.stack([support_embeddings[support_arrays["label_ids"] == c].mean(0) for c in range(len(classes))])
+    logits = task.distance.np_logits(query_embeddings, prototypes, task.distance.params_from(checkpoint))
+    return Classified(classes, softmax(logits), task.distance.np_distances(query_embeddings, prototypes), checkpoint)
 
 
 class FinetuneBaseline:
@@ -142,4 +258,4 @@ class FinetuneBaseline:
         sampler = input_pipeline.EpisodeSampler(rows, n_way, k_shot, q_query, seed)
         start = time.perf_counter()
         accuracies = [self.episode_accuracy(arrays, *sampler.sample()[:3]) for _ in range(episodes)]
-        return summarize(accuracies, time.perf_counter() - start)
+        return tasks.summarize(accuracies, time.perf_counter() - start)

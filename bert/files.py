@@ -1,6 +1,9 @@
-"""Writing files so that a reader never sees half of one."""
+"""Writing files so that a reader never sees half of one; reading JSON with errors that name the line."""
+import json
 import os
 import tempfile
+
+from bert.errors import UserInputError
 
 
 def write_text_atomic(path, text):
@@ -23,3 +26,24 @@ def umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def read_json(path, what="file", expect=None, encoding="utf-8"):
+    """The JSON value in `path`; a missing, unreadable or invalid file is a UserInputError naming the
+    file, the line and column, and `what` it should be (e.g. "config file"). expect: a type (dict,
+    list) the top-level value must have."""
+    try:
+        with open(path, encoding=encoding) as reader:
+            value = json.load(reader)
+    except FileNotFoundError:
+        raise UserInputError(f"{path}: {what} not found") from None
+    except UnicodeDecodeError as error:
+        raise UserInputError(f"{path}: not UTF-8 ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise UserInputError(f"{path}: cannot be read ({error.strerror or error})") from None
+    except json.JSONDecodeError as error:
+        raise UserInputError(f"{path}, line {error.lineno}: invalid JSON: {error.msg} (column {error.colno})") from None
+    if expect is not None and not isinstance(value, expect):
+        raise UserInputError(f"{path}: expected a JSON {'object' if expect is dict else expect.__name__}, "
+                             f"found {type(value).__name__}")
+    return value

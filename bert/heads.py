@@ -2,11 +2,15 @@
 
 - classification: `output_weights` [labels, hidden] and `output_bias` [labels] (run_classifier's names);
 - masked LM: `cls/predictions/...`, output weights tied to the word embedding table;
-- next sentence: `cls/seq_relationship/...`.
+- next sentence: `cls/seq_relationship/...`;
+- span (SQuAD): `cls/squad/...`;
+- prototypical: the prototype distances, each defined once in DISTANCES.
 """
+import numpy as np
 import tensorflow as tf
 
 from bert import modeling
+from bert.errors import UserInputError
 
 tf1 = tf.compat.v1
 
@@ -93,7 +97,106 @@ def sentence_embedding(model, input_mask, pooling="pooled"):
     raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
 
 
-DISTANCES = ("euclidean", "cosine")
+class Distance:
+    """One prototype distance, defined once: the training head, evaluation on stored embeddings, the
+    exporter, prediction and the benchmarks all take it from DISTANCES.
+
+    logits / distances build TF ops (queries [q, hidden], prototypes [n, hidden] -> [q, n]);
+    np_logits / np_distances are their numpy twins, given `params` (the values of the variables
+    `logits` creates, read from a checkpoint by `params_from`). `distances` is what users are shown.
+    """
+
+    name = None
+    shown = None  # how the distances users see are described
+
+    def logits(self, queries, prototypes):
+        raise NotImplementedError
+
+    def distances(self, queries, prototypes):
+        raise NotImplementedError
+
+    def np_logits(self, queries, prototypes, params):
+        raise NotImplementedError
+
+    def np_distances(self, queries, prototypes):
+        raise NotImplementedError
+
+    def params_from(self, checkpoint=None):
+        """The numpy values of this distance's variables in `checkpoint`; their initial values
+        without one (a model that was not meta-trained)."""
+        return {}
+
+
+class SquaredEuclidean(Distance):
+    """Prototypical networks: logits are minus the squared Euclidean distance."""
+
+    name = "euclidean"
+    shown = "squared Euclidean distance"
+
+    def logits(self, queries, prototypes):
+        return -self.distances(queries, prototypes)
+
+    def distances(self, queries, prototypes):
+        a2 = tf.reduce_sum(tf.square(queries), -1)[:, tf.newaxis]
+        b2 = tf.reduce_sum(tf.square(prototypes), -1)[tf.newaxis, :]
+        return tf.maximum(a2 - 2.0 * tf.matmul(queries, prototypes, transpose_b=True) + b2, 0.0)
+
+    def np_logits(self, queries, prototypes, params=None):
+        return -self.np_distances(queries, prototypes)
+
+    def np_distances(self, queries, prototypes):
+        a, b = queries, prototypes
+        return np.maximum((a * a).sum(-1)[:, None] - 2.0 * a @ b.T + (b * b).sum(-1)[None, :], 0.0)
+
+
+class Cosine(Distance):
+    """A learnable scale (variable prototypical/cosine_scale, starting at 10) times the cosine;
+    users are shown 1 - cosine."""
+
+    name = "cosine"
+    shown = "1 - cosine similarity"
+    SCALE = "prototypical/cosine_scale"
+    INITIAL_SCALE = 10.0
+
+    def logits(self, queries, prototypes):
+        with tf1.variable_scope("prototypical"):
+            scale = tf1.get_variable("cosine_scale", [], initializer=tf1.constant_initializer(self.INITIAL_SCALE))
+        return scale * self._cosine(queries, prototypes)
+
+    def distances(self, queries, prototypes):
+        return 1.0 - self._cosine(queries, prototypes)
+
+    @staticmethod
+    def _cosine(queries, prototypes):
+        return tf.matmul(tf.math.l2_normalize(queries, -1), tf.math.l2_normalize(prototypes, -1), transpose_b=True)
+
+    def np_logits(self, queries, prototypes, params=None):
+        scale = (params or {}).get("scale", self.INITIAL_SCALE)
+        return scale * self._np_cosine(queries, prototypes)
+
+    def np_distances(self, queries, prototypes):
+        return 1.0 - self._np_cosine(queries, prototypes)
+
+    @staticmethod
+    def _np_cosine(queries, prototypes):
+        q = queries / np.maximum(np.linalg.norm(queries, axis=-1, keepdims=True), 1e-12)
+        p = prototypes / np.maximum(np.linalg.norm(prototypes, axis=-1, keepdims=True), 1e-12)
+        return q @ p.T
+
+    def params_from(self, checkpoint=None):
+        if not checkpoint:
+            return {"scale": self.INITIAL_SCALE}
+        return {"scale": float(tf.train.load_checkpoint(checkpoint).get_tensor(self.SCALE))}
+
+
+DISTANCES = {distance.name: distance for distance in (SquaredEuclidean(), Cosine())}
+
+
+def get_distance(name):
+    """The Distance named `name`; an unknown name is an error, never a default."""
+    if name not in DISTANCES:
+        raise UserInputError(f"unknown prototype distance {name!r}; choose one of {', '.join(DISTANCES)}")
+    return DISTANCES[name]
 
 
 def prototypes_from_support(embeddings, labels, num_classes):
@@ -101,29 +204,6 @@ def prototypes_from_support(embeddings, labels, num_classes):
     sums = tf.math.unsorted_segment_sum(embeddings, labels, num_classes)
     counts = tf.math.unsorted_segment_sum(tf.ones_like(labels, tf.float32), labels, num_classes)
     return sums / tf.maximum(counts, 1.0)[:, tf.newaxis]
-
-
-def prototypical_logits(queries, prototypes, distance="euclidean"):
-    """queries [q, hidden], prototypes [n, hidden] -> logits [q, n].
-
-    euclidean: minus the squared Euclidean distance (prototypical networks);
-    cosine: a learnable scale (variable prototypical/cosine_scale, starting at 10) times the cosine.
-    """
-    if distance == "euclidean":
-        return -squared_distances(queries, prototypes)
-    if distance == "cosine":
-        with tf1.variable_scope("prototypical"):
-            scale = tf1.get_variable("cosine_scale", [], initializer=tf1.constant_initializer(10.0))
-        cosine = tf.matmul(tf.math.l2_normalize(queries, -1), tf.math.l2_normalize(prototypes, -1), transpose_b=True)
-        return scale * cosine
-    raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
-
-
-def squared_distances(a, b):
-    """a [m, hidden], b [n, hidden] -> [m, n] squared Euclidean distances."""
-    a2 = tf.reduce_sum(tf.square(a), -1)[:, tf.newaxis]
-    b2 = tf.reduce_sum(tf.square(b), -1)[tf.newaxis, :]
-    return tf.maximum(a2 - 2.0 * tf.matmul(a, b, transpose_b=True) + b2, 0.0)
 
 
 def span_logits(sequence_output, initializer_range=0.02):

@@ -6,6 +6,7 @@ written under a temporary name and renamed when complete, and its example count 
 in a small JSON file written last: a file without that JSON is never trusted.
 """
 import dataclasses
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -151,6 +152,25 @@ def cached_tfrecord(cache_dir, name, key, examples, convert, num_workers=None, m
     files.write_text_atomic(meta_path, json.dumps({"count": len(rows), "key": full_key}, indent=1))
     logging.info("wrote %s (%d records)", path, len(rows))
     return path, len(rows)
+
+
+@dataclasses.dataclass
+class FeatureCache:
+    """A task's features, cached as TFRecord files in `folder`, keyed by the task's cache_key, the
+    examples and `identity` (what else shapes the features: vocab digest, lower-casing, processor)."""
+    folder: str
+    identity: dict
+
+    def features(self, task, examples, name, training=False):
+        """(path, number of records) of examples converted by task.convert."""
+        key = dict(task.cache_key(training), **self.identity)
+        return cached_tfrecord(self.folder, name, key, examples, functools.partial(task.convert, training=training),
+                               many=task.many_features)
+
+    def arrays(self, task, examples, name, training=False):
+        """The features as numpy arrays {name: [records, ...]}, through the cache."""
+        path, _ = self.features(task, examples, name, training)
+        return read_tfrecord_arrays(path, task.feature_spec(training))
 
 
 def int_feature_spec(shapes):

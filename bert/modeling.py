@@ -127,18 +127,7 @@ class BertConfig:
 
     @classmethod
     def from_json_file(cls, json_file):
-        try:
-            with open(json_file, encoding="utf-8") as reader:
-                text = reader.read()
-        except FileNotFoundError:
-            raise UserInputError(f"{json_file}: config file not found") from None
-        except UnicodeDecodeError as error:
-            raise UserInputError(f"{json_file}: not UTF-8 ({error.reason} at byte {error.start})") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise UserInputError(
-                f"{json_file}, line {error.lineno}, column {error.colno}: invalid JSON: {error.msg}") from None
+        data = files.read_json(json_file, "config file")
         try:
             return cls.from_dict(data)
         except UserInputError as error:

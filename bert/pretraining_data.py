@@ -14,9 +14,15 @@ the length is dropped. Everything is reproducible from `seed`; work is split int
 documents, each with its own seed, so the result does not depend on how many processes run it.
 """
 import dataclasses
+import json
+import os
 import random
+import time
 from typing import List, Optional
 
+from absl import logging
+
+from bert import files
 from bert.errors import UserInputError
 
 WORD_BOUNDARIES = ("wordpiece", "spaces", "jieba", "none")
@@ -291,3 +297,54 @@ def feature_shapes(config: MaskingConfig, with_nsp: Optional[bool] = None):
     if config.nsp if with_nsp is None else with_nsp:
         shapes["next_sentence_labels"] = ([1], "int64")
     return shapes
+
+
+def write_pretraining_data(documents, tokenizer, config, output_dir, num_shards, workers, phrases=(),
+                           vocab_digest=None, start=None):
+    """Tokenizes `documents`, makes instances (config: MaskingConfig) and writes them, shuffled with
+    config.seed, to output_dir/pretrain-NNNNN-of-NNNNN.tfrecord shards and pretrain_meta.json.
+    The output is the same whatever the number of worker processes. Returns the summary counts."""
+    from bert import input_pipeline  # TensorFlow, imported here: reading and masking documents need none
+    start = time.time() if start is None else start
+    split = SentenceTokenizer(tokenizer, config.word_boundaries)
+    chunks = list(range(-(-len(documents) // CHUNK_DOCUMENTS)))
+
+    def tokenize_chunk(chunk):
+        first = chunk * CHUNK_DOCUMENTS
+        return [[split(sentence) for sentence in document] for document in documents[first:first + CHUNK_DOCUMENTS]]
+
+    tokenized = [doc for part in input_pipeline.map_parallel(tokenize_chunk, chunks, workers, min_items=2)
+                 for doc in part]
+    tokenized = [[s for s in document if s.tokens] for document in tokenized]
+    tokenized = [document for document in tokenized if document]
+    logging.info("tokenized %d documents in %.1fs", len(tokenized), time.time() - start)
+
+    vocab_tokens = sorted((t for t in tokenizer.vocab if not (t.startswith("[") and t.endswith("]"))),
+                          key=tokenizer.vocab.get)
+    chunks = list(range(-(-len(tokenized) // CHUNK_DOCUMENTS)))
+
+    def serialized_chunk(chunk):
+        # Workers return finished records (bytes, tokens, masks): the parent only shuffles and writes.
+        return [(input_pipeline.serialize_example(instance_features(instance, tokenizer, config)),
+                 len(instance.tokens), len(instance.masked_lm_positions))
+                for instance in instances_for_chunk(tokenized, chunk, config, vocab_tokens, phrases)]
+
+    instances = [row for part in input_pipeline.map_parallel(serialized_chunk, chunks, workers, min_items=2)
+                 for row in part]
+    random.Random(config.seed).shuffle(instances)
+    if not instances:
+        raise UserInputError("no instances: the documents are too short for these settings")
+
+    os.makedirs(output_dir, exist_ok=True)
+    shards = [os.path.join(output_dir, f"pretrain-{i:05d}-of-{num_shards:05d}.tfrecord") for i in range(num_shards)]
+    for index, path in enumerate(shards):
+        input_pipeline.write_tfrecord(path, (record for record, _, _ in instances[index::num_shards]))
+    seconds = time.time() - start
+    summary = {"instances": len(instances), "tokens": sum(tokens for _, tokens, _ in instances),
+               "masked": sum(masked for _, _, masked in instances), "documents": len(tokenized),
+               "seconds": round(seconds, 2), "instances_per_second": round(len(instances) / seconds, 1)}
+    meta = {"next_sentence": config.nsp, "max_seq_length": config.max_seq_length,
+            "max_predictions_per_seq": config.max_predictions_per_seq, "shards": [os.path.basename(s) for s in shards],
+            "settings": vars(config), "vocab": vocab_digest, "summary": summary}
+    files.write_text_atomic(os.path.join(output_dir, "pretrain_meta.json"), json.dumps(meta, indent=2) + "\n")
+    return summary

@@ -7,7 +7,6 @@ exactly as written (case, accents, spacing), which Google's get_final_text only 
 """
 import collections
 import dataclasses
-import json
 import math
 import re
 import string
@@ -15,6 +14,7 @@ from typing import List
 
 from absl import logging
 
+from bert import files
 from bert.errors import UserInputError
 
 
@@ -31,13 +31,7 @@ class SquadExample:
 def read_squad_file(path, version_2=False):
     """SquadExamples from a SQuAD-format JSON file. Malformed files are errors naming the article and
     question; an answer that cannot be found at its offset is skipped and counted in the log."""
-    try:
-        with open(path, encoding="utf-8") as reader:
-            data = json.load(reader)
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: no such file") from None
-    except json.JSONDecodeError as error:
-        raise UserInputError(f"{path}, line {error.lineno}: invalid JSON: {error.msg}") from None
+    data = files.read_json(path, "SQuAD file")
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise UserInputError(f"{path}: expected SQuAD format, an object with a 'data' list of articles")
     examples, unrecoverable = [], 0

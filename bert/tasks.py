@@ -1,16 +1,33 @@
-"""Tasks: what the shared model_fn asks of each kind of training.
+"""Tasks: what the shared model_fn, the input pipeline, the trained folder and the exporter ask of
+each kind of training.
 
-A task knows its features (how an example becomes ids, and their TFRecord spec), its head and loss,
-its predictions and its evaluation metrics. `model_fn.model_fn_builder(task, ...)` builds the encoder
-and hands it to `task.build`; it never asks which task it is.
+A task knows its features (how an example becomes ids, their shapes and TFRecord spec, and what
+about the task keys their cache), its head, loss, predictions and evaluation metric ops (`build`),
+what the trained folder records about it (`model_info`, and `from_info` to rebuild it there), and its
+**scorer**: the object that turns predictions and gold data into the task's metrics, so that no
+script computes metrics itself. `model_fn.model_fn_builder(task, ...)` builds the encoder and hands
+it to `task.build`; it never asks which task it is. Tasks register under their `name`, written once
+here: the trained folder's model_info.json and the exporter registry use that name.
+
+Adding a task (e.g. token classification):
+  1. a Task subclass here, decorated with @register_task, with a unique `name`: feature_shapes,
+     cache_key, convert (one example -> a feature dict, or a list of them with many_features=True),
+     build (model, features, mode -> TaskOutputs), model_info / from_info, and scorer;
+  2. its Scorer subclass (predictions + gold -> a JSON-able dict of metrics);
+  3. a data processor in processors/ (files -> InputExamples), registered with @register_processor;
+  4. to serve it, a TaskExporter subclass in bert/export/exporters.py whose `task_class` is the new
+     task (it registers itself by that task's name).
+model_fn.py, estimator.py, input_pipeline.py and the export machinery stay as they are.
 """
 import dataclasses
+import time
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
-from bert import heads, input_pipeline
+from bert import heads, input_pipeline, squad
+from bert.errors import UserInputError
 
 tf1 = tf.compat.v1
 
@@ -22,27 +39,66 @@ class TaskOutputs:
     eval_metric_ops: dict  # name -> (value, update_op)
 
 
+TASKS = {}
+
+
+def register_task(task_class):
+    """Class decorator: makes the task known by its name (model_info.json, the exporter registry)."""
+    if not task_class.name or task_class.name in TASKS:
+        raise ValueError(f"task name {task_class.name!r} is missing or taken")
+    TASKS[task_class.name] = task_class
+    return task_class
+
+
+def task_class(name, where="model_info.json"):
+    """The registered task class named `name`; an unknown name is an error naming `where`."""
+    if name not in TASKS:
+        raise UserInputError(f"{where}: unknown task {name!r} (known: {', '.join(sorted(TASKS))})")
+    return TASKS[name]
+
+
 class Task:
     name = None
     encoder_features = ("input_ids", "input_mask", "segment_ids")
+    many_features = False  # True: convert returns a list of feature dicts per example (windows)
 
-    def feature_shapes(self):
-        """{feature name: shape of one example's feature}."""
+    def feature_shapes(self, training=True):
+        """{feature name: shape of one example's feature}; `training` adds the gold features."""
         raise NotImplementedError
 
-    def feature_spec(self):
-        return input_pipeline.int_feature_spec(self.feature_shapes())
+    def feature_spec(self, training=True):
+        return input_pipeline.int_feature_spec(self.feature_shapes(training))
 
-    def cache_key(self):
+    def cache_key(self, training=False):
         """What about this task shapes its features (part of the TFRecord cache key)."""
         raise NotImplementedError
 
-    def convert(self, example):
-        """InputExample -> {feature name: int or list of ints}."""
+    def convert(self, example, training=False):
+        """InputExample -> {feature name: int or list of ints} (a list of them with many_features)."""
         raise NotImplementedError
 
     def build(self, model, features, mode):
         """model: BertModel over features' encoder inputs -> TaskOutputs."""
+        raise NotImplementedError
+
+    def model_info(self):
+        """What the trained folder's model_info.json records about this task, besides its name."""
+        return {}
+
+    @classmethod
+    def from_info(cls, info, tokenizer=None):
+        """The task again, from a trained folder's model_folder.ModelInfo (for export)."""
+        raise NotImplementedError
+
+    def scorer(self, **options):
+        """The Scorer that turns this task's predictions and gold data into its metrics."""
+        raise NotImplementedError
+
+
+class Scorer:
+    """Predictions and gold data -> the task's metrics, a JSON-able dict (ELECTRA's scorer)."""
+
+    def score(self, *args, **kwargs):
         raise NotImplementedError
 
 
@@ -53,13 +109,14 @@ def streaming_sum(values, name):
     return total.read_value(), total.assign_add(values)
 
 
+@register_task
 class ClassificationTask(Task):
     """Single-sentence or sentence-pair classification; softmax, or sigmoid when multi_label."""
 
     name = "classification"
 
     def __init__(self, labels, tokenizer, max_seq_length, multi_label=False, pooling="pooled",
-                 dropout_prob=0.1, initializer_range=0.02):
+                 dropout_prob=0.1, initializer_range=0.02, label_separator=","):
         self.labels = list(labels)
         self.label_to_id = {label: index for index, label in enumerate(self.labels)}
         self.tokenizer = tokenizer
@@ -68,17 +125,18 @@ class ClassificationTask(Task):
         self.pooling = pooling
         self.dropout_prob = dropout_prob
         self.initializer_range = initializer_range
+        self.label_separator = label_separator
 
-    def feature_shapes(self):
+    def feature_shapes(self, training=True):
         seq = [self.max_seq_length]
         return {"input_ids": seq, "input_mask": seq, "segment_ids": seq,
                 "label_ids": [len(self.labels)] if self.multi_label else []}
 
-    def cache_key(self):
+    def cache_key(self, training=False):
         return {"task": self.name, "labels": self.labels, "multi_label": self.multi_label,
                 "max_seq_length": self.max_seq_length}
 
-    def convert(self, example):
+    def convert(self, example, training=False):
         input_ids, input_mask, segment_ids = input_pipeline.encode_text_pair(
             self.tokenizer, example.text_a, example.text_b, self.max_seq_length)
         if self.multi_label:
@@ -131,8 +189,28 @@ class ClassificationTask(Task):
                     "confusion_matrix")
         return TaskOutputs(loss, predictions, metrics)
 
-    def report(self, result):
-        """Estimator.evaluate's result -> a JSON-able dict with per-class precision, recall and F1."""
+    def model_info(self):
+        return {"labels": self.labels, "multi_label": self.multi_label, "label_separator": self.label_separator,
+                "pooling": self.pooling}
+
+    @classmethod
+    def from_info(cls, info, tokenizer=None):
+        return cls(info.labels, tokenizer, info.max_seq_length, multi_label=info.multi_label,
+                   pooling=info.pooling or "pooled", label_separator=info.label_separator)
+
+    def scorer(self):
+        return ClassificationScorer(self.labels, self.multi_label)
+
+
+class ClassificationScorer(Scorer):
+    """Estimator.evaluate's streamed counts -> accuracy (or exact match), per-class precision, recall
+    and F1, macro F1, the confusion matrix, and for two classes GLUE's F1 of the positive class."""
+
+    def __init__(self, labels, multi_label=False):
+        self.labels = list(labels)
+        self.multi_label = multi_label
+
+    def score(self, result):
         report = {"loss": float(result["eval_loss"]), "global_step": int(result["global_step"])}
         if self.multi_label:
             counts = np.asarray(result["label_counts"])  # [labels, (tp, fp, fn)]
@@ -160,14 +238,15 @@ class ClassificationTask(Task):
         return report
 
 
+@register_task
 class FewShotTask(Task):
     """Prototypical networks: each batch is an episode of support and query sentences.
 
     Features per sentence: the encoder inputs, `label_ids` (its class among all classes, used to
     group examples), and, in training/evaluation episodes, `episode_labels` (class index within the
     episode) and `is_query` (1 for a query, 0 for a support sentence). Prototypes are the support
-    embeddings' class means; queries are classified by distance to them. Predicting returns the
-    sentence embedding, so evaluation and prediction run on embeddings computed once.
+    embeddings' class means; queries are classified by distance to them (heads.DISTANCES). Predicting
+    returns the sentence embedding, so evaluation and prediction run on embeddings computed once.
     """
 
     name = "fewshot"
@@ -178,16 +257,16 @@ class FewShotTask(Task):
         self.tokenizer = tokenizer
         self.max_seq_length = max_seq_length
         self.pooling = pooling
-        self.distance = distance
+        self.distance = heads.get_distance(distance)
 
-    def feature_shapes(self):
+    def feature_shapes(self, training=True):
         seq = [self.max_seq_length]
         return {"input_ids": seq, "input_mask": seq, "segment_ids": seq, "label_ids": []}
 
-    def cache_key(self):
+    def cache_key(self, training=False):
         return {"task": self.name, "labels": self.labels, "max_seq_length": self.max_seq_length}
 
-    def convert(self, example):
+    def convert(self, example, training=False):
         input_ids, input_mask, segment_ids = input_pipeline.encode_text_pair(
             self.tokenizer, example.text_a, example.text_b, self.max_seq_length)
         label_id = self.label_to_id[example.label] if example.label is not None else 0
@@ -204,7 +283,7 @@ class FewShotTask(Task):
         prototypes = heads.prototypes_from_support(tf.boolean_mask(embedding, ~is_query),
                                                    tf.boolean_mask(labels, ~is_query), num_classes)
         query_labels = tf.boolean_mask(labels, is_query)
-        logits = heads.prototypical_logits(tf.boolean_mask(embedding, is_query), prototypes, self.distance)
+        logits = self.distance.logits(tf.boolean_mask(embedding, is_query), prototypes)
         per_query = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=query_labels, logits=logits)
         loss = tf.reduce_mean(per_query)
         metrics = {}
@@ -214,12 +293,57 @@ class FewShotTask(Task):
                        "eval_loss": tf1.metrics.mean(per_query)}
         return TaskOutputs(loss, {}, metrics)
 
+    def model_info(self):
+        return {"pooling": self.pooling, "distance": self.distance.name}
 
+    @classmethod
+    def from_info(cls, info, tokenizer=None, labels=()):
+        return cls(labels, tokenizer, info.max_seq_length, info.pooling or "mean", info.distance)
+
+    def scorer(self, n_way, k_shot, q_query, episodes, seed, params=None):
+        return FewShotScorer(n_way, k_shot, q_query, episodes, seed, self.distance, params)
+
+
+class FewShotScorer(Scorer):
+    """Mean query accuracy over sampled N-way K-shot episodes on stored embeddings, with its 95%
+    interval (1.96 standard errors). An episode costs microseconds in numpy, so 1000 take a second."""
+
+    def __init__(self, n_way, k_shot, q_query, episodes, seed, distance, params=None):
+        self.n_way, self.k_shot, self.q_query = n_way, k_shot, q_query
+        self.episodes, self.seed = episodes, seed
+        self.distance = heads.get_distance(distance) if isinstance(distance, str) else distance
+        self.params = params  # the distance's trained variables (None: their initial values)
+
+    def score(self, embeddings, rows):
+        """embeddings [examples, hidden]; rows: {class id: row indices of its examples}."""
+        sampler = input_pipeline.EpisodeSampler(rows, self.n_way, self.k_shot, self.q_query, self.seed)
+        accuracies = np.empty(self.episodes)
+        start = time.perf_counter()
+        for episode in range(self.episodes):
+            chosen, labels, is_query, _ = sampler.sample()
+            vectors = embeddings[chosen]
+            support, query = vectors[is_query == 0], vectors[is_query == 1]
+            prototypes = support.reshape(self.n_way, self.k_shot, -1).mean(1)
+            predicted = self.distance.np_logits(query, prototypes, self.params).argmax(-1)
+            accuracies[episode] = (predicted == labels[is_query == 1]).mean()
+        return summarize(accuracies, time.perf_counter() - start)
+
+
+def summarize(accuracies, seconds):
+    """Per-episode accuracies -> mean, 95% interval (1.96 standard errors), count, episodes per second."""
+    count = len(accuracies)
+    return {"accuracy": float(np.mean(accuracies)),
+            "ci95": float(1.96 * np.std(accuracies, ddof=1) / np.sqrt(count)) if count > 1 else 0.0,
+            "episodes": count, "episodes_per_second": count / seconds if seconds > 0 else float("inf")}
+
+
+@register_task
 class PretrainingTask(Task):
     """Masked LM, plus next-sentence prediction when the data has next_sentence_labels.
 
     Heads use Google's names (cls/predictions/..., cls/seq_relationship/...), the masked-LM output
     weights tied to the word embeddings, so Google's checkpoints continue and the result fine-tunes.
+    Features come ready-made from create_pretraining_data.py (bert/pretraining_data.py).
     """
 
     name = "pretraining"
@@ -229,14 +353,25 @@ class PretrainingTask(Task):
         self.max_predictions_per_seq = max_predictions_per_seq
         self.next_sentence = next_sentence
 
-    def feature_spec(self):
+    def feature_shapes(self, training=True):
         seq, predictions = [self.max_seq_length], [self.max_predictions_per_seq]
-        spec = input_pipeline.int_feature_spec({"input_ids": seq, "input_mask": seq, "segment_ids": seq,
-                                                "masked_lm_positions": predictions, "masked_lm_ids": predictions})
-        spec["masked_lm_weights"] = tf.io.FixedLenFeature(predictions, tf.float32)
+        shapes = {"input_ids": seq, "input_mask": seq, "segment_ids": seq, "masked_lm_positions": predictions,
+                  "masked_lm_ids": predictions, "masked_lm_weights": predictions}
         if self.next_sentence:
-            spec["next_sentence_labels"] = tf.io.FixedLenFeature([1], tf.int64)
+            shapes["next_sentence_labels"] = [1]
+        return shapes
+
+    def feature_spec(self, training=True):
+        spec = input_pipeline.int_feature_spec(self.feature_shapes(training))
+        spec["masked_lm_weights"] = tf.io.FixedLenFeature([self.max_predictions_per_seq], tf.float32)
         return spec
+
+    def cache_key(self, training=False):
+        return {"task": self.name, "max_seq_length": self.max_seq_length,
+                "max_predictions_per_seq": self.max_predictions_per_seq, "next_sentence": self.next_sentence}
+
+    def convert(self, example, training=False):
+        raise UserInputError("pretraining features are made by create_pretraining_data.py, not converted here")
 
     def build(self, model, features, mode):
         config = model.config
@@ -263,30 +398,53 @@ class PretrainingTask(Task):
                 metrics["next_sentence_loss"] = tf1.metrics.mean(nsp_per_example)
         return TaskOutputs(loss, {"masked_lm_log_probs": mlm_log_probs}, metrics)
 
+    def model_info(self):
+        return {"next_sentence": self.next_sentence, "max_predictions_per_seq": self.max_predictions_per_seq}
 
+    @classmethod
+    def from_info(cls, info, tokenizer=None):
+        return cls(info.max_seq_length, info.extra.get("max_predictions_per_seq", 20),
+                   info.extra.get("next_sentence", True))
+
+    def scorer(self):
+        return PretrainingScorer()
+
+
+class PretrainingScorer(Scorer):
+    """Estimator.evaluate's masked-LM (and next-sentence) accuracy and loss -> floats, global_step an int."""
+
+    def score(self, result):
+        report = {key: float(value) for key, value in result.items() if key != "global_step"}
+        report["global_step"] = int(result["global_step"])
+        return report
+
+
+@register_task
 class SpanTask(Task):
     """Extractive question answering: start and end logits over the [CLS] question [SEP] context [SEP]
-    window; position 0 ([CLS]) stands for "no answer in this window"."""
+    window; position 0 ([CLS]) stands for "no answer in this window". Each question becomes one
+    feature per context window (squad.example_features), tagged with its example_index."""
 
     name = "squad"
+    many_features = True
 
     def __init__(self, tokenizer, window_settings):
         self.tokenizer = tokenizer
         self.window = window_settings
 
-    def feature_shapes(self, is_training=True):
+    def feature_shapes(self, training=True):
         seq = [self.window.max_seq_length]
         shapes = {"input_ids": seq, "input_mask": seq, "segment_ids": seq, "example_index": [],
                   "token_start_chars": seq, "token_end_chars": seq, "token_is_max_context": seq}
-        if is_training:
+        if training:
             shapes.update(start_positions=[], end_positions=[])
         return shapes
 
-    def feature_spec(self, is_training=True):
-        return input_pipeline.int_feature_spec(self.feature_shapes(is_training))
+    def cache_key(self, training=False):
+        return {"task": self.name, **dataclasses.asdict(self.window), "training": training}
 
-    def cache_key(self):
-        return {"task": self.name, **dataclasses.asdict(self.window)}
+    def convert(self, example, training=False):
+        return squad.example_features(example, self.tokenizer, self.window, training)
 
     def build(self, model, features, mode):
         start_logits, end_logits = heads.span_logits(model.get_sequence_output())  # [batch, seq] each
@@ -299,3 +457,33 @@ class SpanTask(Task):
                 tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
                     labels=features["end_positions"], logits=end_logits))) / 2.0
         return TaskOutputs(loss, predictions, {})
+
+    def model_info(self):
+        return {"doc_stride": self.window.doc_stride, "max_query_length": self.window.max_query_length}
+
+    @classmethod
+    def from_info(cls, info, tokenizer=None):
+        return cls(tokenizer, squad.WindowSettings(info.max_seq_length, info.extra.get("doc_stride", 128),
+                                                   info.extra.get("max_query_length", 64)))
+
+    def scorer(self, version="auto", version_2_with_negative=False):
+        return SpanScorer(version, version_2_with_negative)
+
+
+class SpanScorer(Scorer):
+    """The official metrics of predicted answers: SQuAD v1.1 / v2.0 EM and F1 (v2.0 with HasAns/NoAns
+    and best thresholds from the null odds), or CMRC2018's character-level EM and F1. version "auto":
+    2.0 with version_2_with_negative, else cmrc when most contexts are Chinese, else 1.1."""
+
+    def __init__(self, version="auto", version_2_with_negative=False):
+        self.version = version
+        self.version_2_with_negative = version_2_with_negative
+
+    def score(self, examples, predictions, null_odds=None):
+        """examples: squad.SquadExample list (gold answers); predictions {qas_id: answer text}."""
+        version = self.version
+        if version == "auto":
+            version = "2.0" if self.version_2_with_negative else squad.language_of(examples)
+        result = squad.evaluate(examples, predictions, version, null_odds or None)
+        result["eval_version"] = version
+        return result

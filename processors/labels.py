@@ -1,13 +1,12 @@
-"""Label sets: taken from the task or the training data, kept in output_dir/label_map.json so that
-evaluation, prediction and later runs give every label the same id."""
-import json
+"""Label sets: taken from the task or the training data, kept in output_dir/label_map.json (written
+and read by bert.model_folder) so that evaluation, prediction and later runs give every label the
+same id."""
 import os
 from typing import List, Optional
 
 from bert.errors import UserInputError
-from bert.files import write_text_atomic
+from bert.model_folder import LABEL_MAP_FILE, load_label_map, save_label_map  # noqa: F401  (re-exported)
 
-LABEL_MAP_FILE = "label_map.json"
 _SHOWN_LABELS = 30  # longer label sets are cut short in messages
 
 
@@ -26,39 +25,6 @@ def labels_from_examples(examples) -> List[str]:
         where = _files_of(examples) or "the training data"
         raise UserInputError(f"{where}: no labels found in the training examples")
     return labels
-
-
-def save_label_map(labels, output_dir, multi_label=False) -> str:
-    """Writes output_dir/label_map.json ({"labels": [...], "multi_label": bool}) atomically."""
-    path = os.path.join(output_dir, LABEL_MAP_FILE)
-    content = {"labels": list(labels), "multi_label": bool(multi_label)}
-    write_text_atomic(path, json.dumps(content, ensure_ascii=False, indent=2) + "\n")
-    return path
-
-
-def load_label_map(output_dir):
-    """(labels, multi_label) from output_dir/label_map.json."""
-    path = os.path.join(output_dir, LABEL_MAP_FILE)
-    try:
-        with open(path, encoding="utf-8-sig") as reader:
-            content = json.load(reader)
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: no such file (the label map a training run writes)") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserInputError(f"{path}: cannot be read ({error})") from None
-    except json.JSONDecodeError as error:
-        raise UserInputError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
-    if not isinstance(content, dict):
-        raise UserInputError(f'{path}: expected a JSON object {{"labels": [...], "multi_label": ...}}')
-    labels = content.get("labels")
-    if not (isinstance(labels, list) and labels and all(isinstance(label, str) and label for label in labels)):
-        raise UserInputError(f'{path}: "labels" must be a non-empty list of non-empty strings')
-    if len(set(labels)) != len(labels):
-        raise UserInputError(f'{path}: "labels" lists a label more than once')
-    multi_label = content.get("multi_label", False)
-    if not isinstance(multi_label, bool):
-        raise UserInputError(f'{path}: "multi_label" must be true or false')
-    return labels, multi_label
 
 
 def resolve_labels(processor, train_examples, output_dir, multi_label) -> List[str]:

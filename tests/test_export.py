@@ -246,8 +246,13 @@ def test_fewshot_matches_run_fewshot_arithmetic(world, name):
         checkpoint = tf.train.latest_checkpoint(str(world["root"] / "fewshot_out"))
         scale = float(tf.train.load_checkpoint(checkpoint).get_tensor("prototypical/cosine_scale"))
         assert scale != 10.0  # trained, so reading the wrong value would show
-    logits = fewshot.prototype_logits(queries, prototypes, distance, scale)
-    distances = fewshot.squared_distances(queries, prototypes) if distance == "euclidean" else 1.0 - logits / scale
+    if distance == "euclidean":
+        distances = ((queries[:, None, :] - prototypes[None, :, :]) ** 2).sum(-1)
+        logits = -distances
+    else:
+        unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
+        logits = scale * unit(queries) @ unit(prototypes).T
+        distances = 1.0 - logits / scale
     for path in ("batch", "single", "ids"):
         np.testing.assert_allclose(served[f"{name}/{path}/probabilities"], fewshot.softmax(logits), atol=1e-5)
         np.testing.assert_allclose(served[f"{name}/{path}/distances"], distances, rtol=1e-5, atol=1e-5)

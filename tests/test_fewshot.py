@@ -104,12 +104,12 @@ def test_evaluation_on_embeddings():
     label_ids = np.repeat(np.arange(6), 20)
     separated = centers[label_ids] + rng.randn(120, 8) * 0.1
     rows = fewshot.rows_by_class(label_ids, range(6))
-    result = fewshot.evaluate_on_embeddings(separated, rows, 5, 1, 5, episodes=200, seed=0)
+    result = tasks.FewShotScorer(5, 1, 5, episodes=200, seed=0, distance="euclidean").score(separated, rows)
     assert result["accuracy"] == 1.0 and result["ci95"] == 0.0 and result["episodes"] == 200
     noise = rng.randn(120, 8)
-    chance = fewshot.evaluate_on_embeddings(noise, rows, 5, 1, 5, episodes=400, seed=0)
+    chance = tasks.FewShotScorer(5, 1, 5, episodes=400, seed=0, distance="euclidean").score(noise, rows)
     assert abs(chance["accuracy"] - 0.2) < 3 * chance["ci95"] + 0.02
-    summary = fewshot.summarize([1.0, 0.0, 1.0, 0.0], seconds=2.0)
+    summary = tasks.summarize([1.0, 0.0, 1.0, 0.0], seconds=2.0)
     assert summary["accuracy"] == 0.5 and summary["episodes_per_second"] == 2.0
     assert summary["ci95"] == pytest.approx(1.96 * np.std([1, 0, 1, 0], ddof=1) / 2)
     assert fewshot.parse_setting("10w5s") == (10, 5)

@@ -358,7 +358,7 @@ def test_label_map_round_trip(tmp_path):
 def test_load_label_map_errors_name_the_file(tmp_path):
     raises([os.path.join(str(tmp_path), "label_map.json"), "no such file"], load_label_map, str(tmp_path))
     write(tmp_path, "label_map.json", '{"labels": ["a",\n')
-    raises(["label_map.json:2", "not valid JSON"], load_label_map, str(tmp_path))
+    raises(["label_map.json, line 2", "invalid JSON"], load_label_map, str(tmp_path))
     write(tmp_path, "label_map.json", '{"labels": "a"}')
     raises(["label_map.json", "non-empty list"], load_label_map, str(tmp_path))
     write(tmp_path, "label_map.json", '["a", "b"]')

@@ -1,0 +1,160 @@
+"""What export asks of each task: `TaskExporter` and one subclass per exportable task.
+
+An exporter builds the task's serving outputs on the in-graph features (through the shared
+model_fn in PREDICT mode, so every variable has its checkpoint name) and names its extra
+signatures, assets, label map and the variables it fills itself. A subclass names its task class
+(`task_class`, a registered tasks.Task) and so registers itself in `EXPORTERS` under that task's name,
+the name model_info.json records; adding a task's export is one such subclass ("squad" plugs in here).
+"""
+import dataclasses
+from typing import List
+
+import numpy as np
+import tensorflow as tf
+
+from bert import model_fn, tasks
+from bert.errors import UserInputError
+from bert.model_folder import MODEL_INFO_FILE
+
+tf1 = tf.compat.v1
+
+SIGNATURE_EMBED = "embed"  # the few-shot exporter's extra signature: text_a -> embedding
+
+
+EXPORTERS = {}  # task name -> TaskExporter subclass
+
+
+class TaskExporter:
+    """What export asks of a task: its serving outputs, extra signatures, assets and variables."""
+    task_class = None  # the tasks.Task subclass this exports
+    text_pair = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        EXPORTERS[cls.task_class.name] = cls
+
+    def __init__(self, trained, support=None):
+        self.trained = trained
+        self.info = trained.info
+
+    def build(self, encoder):
+        """Builds the model on encoder.features; returns {output name: tensor} for serving_default."""
+        raise NotImplementedError
+
+    def extra_signatures(self, encoder):
+        return {}
+
+    def own_variables(self):
+        """Variables this exporter fills itself (not restored from the checkpoint)."""
+        return []
+
+    def after_restore(self, session, encoder):
+        """Runs once the checkpoint is restored and the tables initialised."""
+
+    def label_map(self):
+        return None
+
+    def assets(self):
+        """{asset file name: text} written beside the vocab (e.g. the label map)."""
+        return {}
+
+    def predictions(self, features):
+        """The shared model_fn in PREDICT mode on `features`: the task head's predictions."""
+        build = model_fn.model_fn_builder(self.model_task(), self.trained.config)
+        return build(features, None, tf.estimator.ModeKeys.PREDICT, None).predictions
+
+    def model_task(self):
+        """The task rebuilt from model_info.json (no tokenizer: the graph tokenizes)."""
+        return self.task_class.from_info(self.info)
+
+
+def label_strings(labels, label_ids, multi_label, separator):
+    """label_ids int32 [batch] (or multi-hot [batch, labels]) -> string [batch]."""
+    names = tf.constant(labels, tf.string)
+    if not multi_label:
+        return tf.gather(names, label_ids)
+    on = label_ids > 0  # [batch, labels]
+    chosen = tf.ragged.boolean_mask(tf.broadcast_to(names, tf.shape(on)), on)
+    return tf.strings.reduce_join(chosen, axis=-1, separator=separator)
+
+
+class ClassificationExporter(TaskExporter):
+    task_class = tasks.ClassificationTask
+
+    def __init__(self, trained, support=None):
+        super().__init__(trained)
+        if support is not None:
+            raise UserInputError("--support_file is for few-shot models; this one is a classifier with "
+                                 "fixed labels")
+        if not self.info.labels:
+            raise UserInputError(f"{trained.model_dir}/{MODEL_INFO_FILE}: a classifier needs its \"labels\"")
+        self.text_pair = bool(self.info.text_pair)
+
+    def build(self, encoder):
+        predictions = self.predictions(encoder.features)
+        label_ids = predictions["label_ids"]
+        return {"probabilities": predictions["probabilities"], "label_id": label_ids,
+                "label": label_strings(self.info.labels, label_ids, self.info.multi_label,
+                                       self.info.label_separator)}
+
+    def label_map(self):
+        return {"labels": self.info.labels, "multi_label": bool(self.info.multi_label)}
+
+
+@dataclasses.dataclass
+class SupportSet:
+    """A few labelled texts per class: the classes a few-shot model's serving_default chooses from."""
+    texts: List[str]
+    labels: List[str]
+    source: str = "support set"
+
+
+class FewShotExporter(TaskExporter):
+    """Prototypes (class means of the support set's embeddings) are computed at export time and kept
+    as the variable `prototypes`; the query is classified by distance to them, as run_fewshot.py does."""
+    task_class = tasks.FewShotTask
+
+    def __init__(self, trained, support=None):
+        super().__init__(trained)
+        if support is None:
+            raise UserInputError("a few-shot model classifies into the classes of a support set: pass "
+                                 "--support_file=SUPPORT.tsv (text<TAB>label lines, a few per class)")
+        self.support = support
+        self.classes = sorted(set(support.labels))
+
+    def model_task(self):
+        return tasks.FewShotTask.from_info(self.info, labels=self.classes)
+
+    def build(self, encoder):
+        task = self.model_task()
+        self.embedding = self.predictions(encoder.features)["embedding"]  # [batch, hidden]
+        hidden = self.trained.config.hidden_size
+        self.prototypes = tf1.get_variable("prototypes", [len(self.classes), hidden], tf.float32,
+                                           initializer=tf1.zeros_initializer(), trainable=False)
+        logits = task.distance.logits(self.embedding, self.prototypes)  # [batch, classes]
+        distances = task.distance.distances(self.embedding, self.prototypes)
+        label_ids = tf.argmax(logits, -1, output_type=tf.int32)
+        return {"probabilities": tf.nn.softmax(logits, -1), "label_id": label_ids,
+                "label": label_strings(self.classes, label_ids, False, ","), "distances": distances}
+
+    def extra_signatures(self, encoder):
+        return {SIGNATURE_EMBED: ({"text_a": encoder.text_a}, {"embedding": self.embedding})}
+
+    def own_variables(self):
+        return [self.prototypes]
+
+    def after_restore(self, session, encoder, batch_size=64):
+        embeddings = np.concatenate([
+            session.run(self.embedding, encoder.feed(self.support.texts[start:start + batch_size]))
+            for start in range(0, len(self.support.texts), batch_size)])
+        labels = np.asarray(self.support.labels)
+        prototypes = np.stack([embeddings[labels == c].mean(0) for c in self.classes])  # as run_fewshot.py
+        self.prototypes.load(prototypes, session)
+
+    def label_map(self):
+        return {"labels": self.classes, "multi_label": False}
+
+    def assets(self):
+        lines = [f"{t}\t{l}" for t, l in zip(self.support.texts, self.support.labels)]
+        return {"support.tsv": "\n".join(lines) + "\n"}
+

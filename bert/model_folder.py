@@ -1,0 +1,249 @@
+"""A trained output folder, written and read here and nowhere else.
+
+A training run (run_classifier.py, run_fewshot.py, run_squad.py, run_pretraining.py with --do_train)
+leaves an output folder that describes itself: model_info.json (the task's name and what it records
+about itself, how text becomes ids; `save_model_info`), bert_config.json, the vocab (vocab.txt, or
+spm.model for SentencePiece), label_map.json (`save_label_map`), eval_results.json/.txt
+(`write_eval_results`), checkpoints (model.ckpt-N) and best/ (the best checkpoint by validation, with
+best_eval.json; `keep_best`). Reading: `ModelInfo` is model_info.json, `trained_checkpoint` /
+`best_checkpoint` / `find_checkpoint` find the checkpoint to use, `load_label_map` the labels, and `TrainedModel.load` gathers
+everything export and feature extraction need (bert/export/). `write_checkpoint_state` writes the
+`checkpoint` file that names a folder's latest checkpoint.
+"""
+import dataclasses
+import glob
+import json
+import os
+import re
+import shutil
+from typing import List, Optional
+
+import tensorflow as tf
+
+from bert import checkpoint as checkpoints
+from bert import files, heads, modeling, tokenization
+from bert.errors import UserInputError
+
+MODEL_INFO_FILE = "model_info.json"
+LABEL_MAP_FILE = "label_map.json"
+
+
+@dataclasses.dataclass
+class ModelInfo:
+    """model_info.json: what the task is and how text becomes ids (save_model_info)."""
+    task: Optional[str]
+    bert_config_file: str = "bert_config.json"  # relative to the folder
+    vocab_file: str = "vocab.txt"  # vocab.txt, or spm.model for SentencePiece
+    tokenizer: str = "wordpiece"  # wordpiece | whitespace | sentencepiece
+    do_lower_case: bool = True
+    max_seq_length: int = 128
+    labels: Optional[List[str]] = None  # classification
+    multi_label: bool = False
+    label_separator: str = ","
+    pooling: Optional[str] = None  # pooled | cls | mean
+    text_pair: bool = False
+    distance: str = "euclidean"  # few-shot
+    extra: dict = dataclasses.field(default_factory=dict)  # keys this module does not use, kept
+
+    @classmethod
+    def from_dir(cls, model_dir):
+        path = os.path.join(model_dir, MODEL_INFO_FILE)
+        if not os.path.isdir(model_dir):
+            raise UserInputError(f"{model_dir}: no such folder")
+        if not os.path.exists(path):
+            raise UserInputError(f"{path}: not found; export needs a folder a training run wrote "
+                                 "(run_classifier.py / run_fewshot.py with --do_train)")
+        data = files.read_json(path, "model info file", expect=dict)
+        if "task" not in data:
+            raise UserInputError(f"{path}: expected a JSON object with a \"task\"")
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        info = cls(**{k: v for k, v in data.items() if k in known},
+                   extra={k: v for k, v in data.items() if k not in known})
+        info.validate(path)
+        return info
+
+    def validate(self, where):
+        if self.tokenizer not in ("wordpiece", "whitespace", "sentencepiece"):
+            raise UserInputError(f"{where}: unknown tokenizer {self.tokenizer!r}")
+        if isinstance(self.max_seq_length, bool) or not isinstance(self.max_seq_length, int) \
+                or self.max_seq_length < 3:
+            raise UserInputError(f"{where}: max_seq_length must be an integer of at least 3")
+        if self.distance not in heads.DISTANCES:
+            raise UserInputError(f"{where}: unknown distance {self.distance!r} (known: {', '.join(heads.DISTANCES)})")
+        if self.labels is not None and not (isinstance(self.labels, list) and self.labels
+                                            and all(isinstance(label, str) for label in self.labels)):
+            raise UserInputError(f"{where}: \"labels\" must be a non-empty list of strings")
+
+    def to_dict(self):
+        data = {k: v for k, v in dataclasses.asdict(self).items() if k != "extra"}
+        data.update(self.extra)
+        return data
+
+
+def find_checkpoint(model_dir):
+    """The checkpoint to serve from a trained folder: best/ when there is one, else the latest.
+
+    Falls back to the highest model.ckpt-N on disk when the `checkpoint` state file is missing or
+    names paths that moved with the folder, and to bert_model.ckpt (a pretrained model folder).
+    """
+    for folder in (os.path.join(model_dir, "best"), model_dir):
+        if not os.path.isdir(folder):
+            continue
+        latest = tf.train.latest_checkpoint(folder)
+        if latest:
+            return latest
+        steps = []
+        for index in glob.glob(os.path.join(glob.escape(folder), "model.ckpt-*.index")):
+            match = re.fullmatch(r"model\.ckpt-(\d+)\.index", os.path.basename(index))
+            if match:
+                steps.append((int(match.group(1)), index[:-len(".index")]))
+        if steps:
+            return max(steps)[1]
+    pretrained = os.path.join(model_dir, "bert_model.ckpt")
+    if os.path.exists(pretrained + ".index"):
+        return pretrained
+    raise UserInputError(f"{model_dir}: no checkpoint (model.ckpt-N) here or in best/; train first "
+                         "(--do_train) or point at the training run's output_dir")
+
+
+@dataclasses.dataclass
+class TrainedModel:
+    """Everything export needs, read from a trained folder (or given for a pretrained one)."""
+    model_dir: str
+    info: ModelInfo
+    config: modeling.BertConfig
+    tokenizer: object  # tokenization.FullTokenizer / WhitespaceTokenizer / SentencePieceTokenizer
+    vocab_path: str
+    checkpoint: str
+
+    @classmethod
+    def load(cls, model_dir, checkpoint=None, info=None):
+        """info: a ModelInfo for a folder without model_info.json (a pretrained model)."""
+        info = info or ModelInfo.from_dir(model_dir)
+        config = modeling.BertConfig.from_json_file(os.path.join(model_dir, info.bert_config_file))
+        if info.max_seq_length > config.max_position_embeddings:
+            raise UserInputError(f"{model_dir}: max_seq_length {info.max_seq_length} is above "
+                                 f"max_position_embeddings {config.max_position_embeddings}")
+        vocab_path = os.path.join(model_dir, info.vocab_file)
+        if info.tokenizer == "sentencepiece":
+            tokenizer = tokenization.SentencePieceTokenizer(vocab_path, info.do_lower_case)
+        else:
+            tokenizer = tokenization.create_tokenizer(vocab_path, None, info.do_lower_case, info.tokenizer)
+        largest = max(tokenizer.vocab.values())
+        if largest >= config.vocab_size:
+            raise UserInputError(f"{vocab_path} has ids up to {largest} but vocab_size is {config.vocab_size}")
+        if checkpoint:
+            checkpoint = checkpoints.resolve_checkpoint(checkpoint)
+        else:
+            checkpoint = find_checkpoint(model_dir)
+        return cls(model_dir, info, config, tokenizer, vocab_path, checkpoint)
+
+    def special_id(self, token):
+        """The id the Python tokenizer gives `token` ([CLS], [SEP]); a WordPiece vocab must have it."""
+        if token not in self.tokenizer.vocab and self.info.tokenizer != "sentencepiece":
+            raise UserInputError(f"{self.vocab_path}: the vocab has no {token} token")
+        return self.tokenizer.convert_tokens_to_ids([token])[0]  # SentencePiece: its unk id when absent
+
+
+# --- writing a trained folder -------------------------------------------------------------------------
+
+BEST_DIR = "best"
+BEST_EVAL_FILE = "best_eval.json"
+
+
+def save_model_info(setup, task, **details):
+    """Makes setup.output_dir self-describing for export and prediction: model_info.json (the task's
+    name and what it records about itself, how text becomes ids) plus copies of bert_config.json and
+    the vocab / SentencePiece model. setup: config.TrainingConfig; task: a tasks.Task."""
+    text = setup.text
+    vocab_name = "spm.model" if text.spm_model_file else "vocab.txt"
+    os.makedirs(setup.output_dir, exist_ok=True)
+    for source, name in ((setup.bert_config_file, "bert_config.json"), (text.path, vocab_name)):
+        target = os.path.join(setup.output_dir, name)
+        if os.path.abspath(source) != os.path.abspath(target):
+            shutil.copyfile(source, target)
+    info = dict(task=task.name, bert_config_file="bert_config.json", vocab_file=vocab_name, tokenizer=text.kind,
+                do_lower_case=text.do_lower_case, max_seq_length=setup.max_seq_length, **task.model_info(),
+                **details)
+    files.write_text_atomic(os.path.join(setup.output_dir, MODEL_INFO_FILE), json.dumps(info, indent=2) + "\n")
+
+
+def save_label_map(labels, output_dir, multi_label=False) -> str:
+    """Writes output_dir/label_map.json ({"labels": [...], "multi_label": bool}) atomically."""
+    path = os.path.join(output_dir, LABEL_MAP_FILE)
+    content = {"labels": list(labels), "multi_label": bool(multi_label)}
+    files.write_text_atomic(path, json.dumps(content, ensure_ascii=False, indent=2) + "\n")
+    return path
+
+
+def load_label_map(output_dir):
+    """(labels, multi_label) from output_dir/label_map.json."""
+    path = os.path.join(output_dir, LABEL_MAP_FILE)
+    if not os.path.exists(path):
+        raise UserInputError(f"{path}: no such file (the label map a training run writes)")
+    content = files.read_json(path, "label map", encoding="utf-8-sig")
+    if not isinstance(content, dict):
+        raise UserInputError(f'{path}: expected a JSON object {{"labels": [...], "multi_label": ...}}')
+    labels = content.get("labels")
+    if not (isinstance(labels, list) and labels and all(isinstance(label, str) and label for label in labels)):
+        raise UserInputError(f'{path}: "labels" must be a non-empty list of non-empty strings')
+    if len(set(labels)) != len(labels):
+        raise UserInputError(f'{path}: "labels" lists a label more than once')
+    multi_label = content.get("multi_label", False)
+    if not isinstance(multi_label, bool):
+        raise UserInputError(f'{path}: "multi_label" must be true or false')
+    return labels, multi_label
+
+
+def write_eval_results(output_dir, report):
+    """output_dir/eval_results.json, and Google's eval_results.txt with the scalar entries."""
+    path = os.path.join(output_dir, "eval_results")
+    files.write_text_atomic(path + ".json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    scalars = {k: v for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    files.write_text_atomic(path + ".txt", "".join(f"{key} = {scalars[key]}\n" for key in sorted(scalars)))
+    print(json.dumps(scalars))
+
+
+def write_checkpoint_state(folder, checkpoint_prefix):
+    """The `checkpoint` state file that makes `checkpoint_prefix` (a name in `folder`, or a path
+    elsewhere) folder's latest checkpoint, for tf.train.latest_checkpoint and Estimator."""
+    os.makedirs(folder, exist_ok=True)
+    files.write_text_atomic(os.path.join(folder, "checkpoint"), f'model_checkpoint_path: "{checkpoint_prefix}"\n'
+                                                                f'all_model_checkpoint_paths: "{checkpoint_prefix}"\n')
+
+
+def best_dir(output_dir):
+    return os.path.join(output_dir, BEST_DIR)
+
+
+def keep_best(checkpoint_path, destination, info):
+    """Copies one checkpoint (index + data shards) into `destination` with its state file and
+    best_eval.json (`info`), replacing what was there in one rename."""
+    tmp = destination + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    base = os.path.basename(checkpoint_path)
+    folder = os.path.dirname(checkpoint_path)
+    for name in os.listdir(folder):
+        if name.startswith(base + ".index") or name.startswith(base + ".data-"):
+            shutil.copy2(os.path.join(folder, name), os.path.join(tmp, name))
+    write_checkpoint_state(tmp, base)
+    files.write_text_atomic(os.path.join(tmp, BEST_EVAL_FILE), json.dumps(info, indent=2) + "\n")
+    shutil.rmtree(destination, ignore_errors=True)
+    os.replace(tmp, destination)
+
+
+def best_checkpoint(output_dir):
+    """The checkpoint in output_dir/best, or None."""
+    folder = best_dir(output_dir)
+    return tf.train.latest_checkpoint(folder) if os.path.isdir(folder) else None
+
+
+def trained_checkpoint(output_dir):
+    """The checkpoint a finished run stands for: best/ when it was kept, else the latest (None: untrained)."""
+    return best_checkpoint(output_dir) or tf.train.latest_checkpoint(output_dir)
+
+
+def checkpoint_step(checkpoint_path):
+    """The global step stored in a checkpoint."""
+    return int(tf.train.load_checkpoint(checkpoint_path).get_tensor("global_step"))
