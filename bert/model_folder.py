@@ -32,8 +32,8 @@ LABEL_MAP_FILE = "label_map.json"
 class ModelInfo:
     """model_info.json: what the task is and how text becomes ids (save_model_info)."""
     task: Optional[str]
-    bert_config_file: str = "bert_config.json"  # relative to the folder
-    vocab_file: str = "vocab.txt"  # vocab.txt, or spm.model for SentencePiece
+    bert_config_file: str = "bert_config.json"  # a file in the folder
+    vocab_file: Optional[str] = "vocab.txt"  # vocab.txt, or spm.model for SentencePiece; None: unknown
     tokenizer: str = "wordpiece"  # wordpiece | whitespace | sentencepiece
     do_lower_case: bool = True
     max_seq_length: int = 128
@@ -60,6 +60,11 @@ class ModelInfo:
         info = cls(**{k: v for k, v in data.items() if k in known},
                    extra={k: v for k, v in data.items() if k not in known})
         info.validate(path)
+        for field in ("bert_config_file", "vocab_file"):  # what a folder names must stay inside it
+            name = getattr(info, field)
+            if name is not None and (not isinstance(name, str) or os.path.basename(name) != name
+                                     or name in ("", ".", "..")):
+                raise UserInputError(f"{path}: {field} must name a file inside {model_dir}, not {name!r}")
         return info
 
     def validate(self, where):
@@ -124,6 +129,10 @@ class TrainedModel:
         if info.max_seq_length > config.max_position_embeddings:
             raise UserInputError(f"{model_dir}: max_seq_length {info.max_seq_length} is above "
                                  f"max_position_embeddings {config.max_position_embeddings}")
+        if info.vocab_file is None:
+            raise UserInputError(f"{model_dir}: the vocab is unknown (the run that wrote it was given no "
+                                 "--vocab_file); copy the model's vocab.txt into the folder and set \"vocab_file\": "
+                                 f"\"vocab.txt\" in {MODEL_INFO_FILE}")
         vocab_path = os.path.join(model_dir, info.vocab_file)
         if info.tokenizer == "sentencepiece":
             tokenizer = tokenization.SentencePieceTokenizer(vocab_path, info.do_lower_case)
@@ -154,13 +163,14 @@ BEST_EVAL_FILE = "best_eval.json"
 def save_model_info(setup, task, **details):
     """Makes setup.output_dir self-describing for export and prediction: model_info.json (the task's
     name and what it records about itself, how text becomes ids) plus copies of bert_config.json and
-    the vocab / SentencePiece model. setup: config.TrainingConfig; task: a tasks.Task."""
+    the vocab / SentencePiece model (vocab_file null when the run was given none: pretraining reads
+    ids). setup: config.TrainingConfig; task: a tasks.Task."""
     text = setup.text
-    vocab_name = "spm.model" if text.spm_model_file else "vocab.txt"
+    vocab_name = None if text.path is None else "spm.model" if text.spm_model_file else "vocab.txt"
     os.makedirs(setup.output_dir, exist_ok=True)
     for source, name in ((setup.bert_config_file, "bert_config.json"), (text.path, vocab_name)):
-        target = os.path.join(setup.output_dir, name)
-        if os.path.abspath(source) != os.path.abspath(target):
+        target = os.path.join(setup.output_dir, name or "")
+        if source is not None and os.path.abspath(source) != os.path.abspath(target):
             shutil.copyfile(source, target)
     info = dict(task=task.name, bert_config_file="bert_config.json", vocab_file=vocab_name, tokenizer=text.kind,
                 do_lower_case=text.do_lower_case, max_seq_length=setup.max_seq_length, **task.model_info(),

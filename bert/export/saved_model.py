@@ -83,7 +83,7 @@ def export_saved_model(model_dir, export_dir, support=None, checkpoint=None):
     try:
         graph = tf.Graph()
         with graph.as_default(), tf1.Session(graph=graph) as session:
-            vocab_asset = os.path.join(staging, trained.info.vocab_file)
+            vocab_asset = os.path.join(staging, os.path.basename(trained.vocab_path))
             if trained.info.tokenizer == "sentencepiece":
                 shutil.copyfile(trained.vocab_path, vocab_asset)
             else:
