@@ -12,11 +12,15 @@ FLAGS = flags.FLAGS
 flags.DEFINE_enum("kind", None, ["sentencepiece", "whitespace"], "What to build.")
 flags.DEFINE_string("input_file", None, "Comma-separated text files.")
 flags.DEFINE_string("output", None, "sentencepiece: the model prefix (writes PREFIX.model); whitespace: vocab.txt.")
-flags.DEFINE_integer("vocab_size", 8000, "sentencepiece: pieces, special tokens included.")
+flags.DEFINE_integer("vocab_size", 8000, "sentencepiece: pieces, special tokens included.", lower_bound=1)
 flags.DEFINE_enum("model_type", "unigram", ["unigram", "bpe", "char", "word"], "sentencepiece model type.")
-flags.DEFINE_float("character_coverage", 0.9995, "sentencepiece: share of characters covered (1.0 for small alphabets).")
-flags.DEFINE_integer("min_count", 1, "whitespace: keep tokens seen at least this often.")
-flags.DEFINE_integer("max_size", 0, "whitespace: at most this many entries, special tokens included (0: all).")
+flags.DEFINE_float("character_coverage", 0.9995,
+                   "sentencepiece: share of characters covered (1.0 for small alphabets).")
+flags.register_validator("character_coverage", lambda value: 0 < value <= 1,  # False for nan
+                         "--character_coverage must be above 0 and at most 1")
+flags.DEFINE_integer("min_count", 1, "whitespace: keep tokens seen at least this often.", lower_bound=1)
+flags.DEFINE_integer("max_size", 0, "whitespace: at most this many entries, special tokens included (0: all).",
+                     lower_bound=0)
 flags.DEFINE_bool("lower_case", False, "Lower-case the text first.")
 flags.mark_flags_as_required(["kind", "input_file", "output"])
 

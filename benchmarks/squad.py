@@ -29,9 +29,8 @@ the project. Everything this script writes goes under output/bench-squad/ (gitig
            Chinese BERT in output/chinese_bert_small/ when that folder holds bert_config.json, vocab.txt
            and a checkpoint (made by run_pretraining.py); otherwise a random initialisation of a small
            config (4 layers, hidden 256, 4 heads, intermediate 1024), no --init_checkpoint.
-           The official dev file has 193 secondary answers with answer_start -1, which
-           bert/squad.read_squad_file rejects; a copy with those offsets located by the answer text
-           (the metric never reads offsets) is written to output/bench-squad/data/ and evaluated.
+           The official dev file is evaluated as it is (its 193 secondary answers with answer_start
+           -1 are fine: the metric compares texts, only training reads offsets).
 
 Runs happen in subprocesses with the project venv's python; each run's log is run.log in its folder,
 its checkpoints are deleted at the end unless --keep_checkpoints. Wall time and the CPU time of the
@@ -305,27 +304,6 @@ def convert_main(args):
 
 
 # --- CMRC2018 --------------------------------------------------------------------------------------
-def fixed_cmrc_dev(path):
-    """A copy of cmrc2018_dev.json whose answer_start -1 answers get the offset of their text in the
-    context (0 when the text is not there: the metric compares texts only). Returns (path, counts)."""
-    data = load_json(CMRC_DEV)
-    located = missing = 0
-    for article in data["data"]:
-        for paragraph in article["paragraphs"]:
-            context = paragraph["context"]
-            for qa in paragraph["qas"]:
-                for answer in qa["answers"]:
-                    start = answer["answer_start"]
-                    if 0 <= start <= len(context) - len(answer["text"]):
-                        continue
-                    found = context.find(answer["text"])
-                    located += found >= 0
-                    missing += found < 0
-                    answer["answer_start"] = max(found, 0)
-    write_json(path, data)
-    return path, dict(located=located, missing=missing, questions=count_questions(data))
-
-
 def pretraining_summary(folder):
     """What pretraining_recipe.json (benchmarks/pretraining.py) says of the encoder: (complete, text)."""
     path = os.path.join(folder, "pretraining_recipe.json")
@@ -374,10 +352,6 @@ def cmrc_main(args):
     for path in (CMRC_TRAIN, CMRC_DEV):
         need_file(path, "CMRC2018 (cmrc2018/*.json)")
     need_file(CHINESE_VOCAB, "Google's Chinese vocab (bert_chinese/vocab.txt)")
-    dev_file, fixes = fixed_cmrc_dev(os.path.join(args.output_root, "data", "cmrc2018_dev.offsets-located.json"))
-    print(f"cmrc2018_dev.json: {fixes['located'] + fixes['missing']} answers with an offset outside the context "
-          f"(answer_start -1): {fixes['located']} located by their text, {fixes['missing']} not in the context "
-          f"(kept for scoring with answer_start 0)", flush=True)
     config_file, vocab_file, init_checkpoint, encoder = chinese_encoder(args, args.output_root)
     if args.learning_rate is None:
         args.learning_rate = 2e-4 if init_checkpoint else 5e-4
@@ -386,9 +360,9 @@ def cmrc_main(args):
         sys.exit(f"--max_seq_length={args.max_seq_length} is above the encoder's max_position_embeddings "
                  f"{config['max_position_embeddings']}")
     print("encoder: " + encoder, flush=True)
-    result = fine_tune(args, "cmrc-" + ("pretrained" if init_checkpoint else "random-init"), CMRC_TRAIN, dev_file,
+    result = fine_tune(args, "cmrc-" + ("pretrained" if init_checkpoint else "random-init"), CMRC_TRAIN, CMRC_DEV,
                        vocab_file, config_file, init_checkpoint)
-    result.update(encoder=encoder, dev_fixes=fixes)
+    result.update(encoder=encoder)
     write_json(os.path.join(args.output_root, "cmrc_result.json"), result)
 
     metrics = result["metrics"]
@@ -399,9 +373,7 @@ def cmrc_main(args):
     text = (f"### CMRC2018: train on cmrc2018_trial.json, evaluate on cmrc2018_dev.json (CMRC2018 character-level "
             f"EM/F1, eval_version {metrics.get('eval_version')})\n\nencoder: {encoder}\n\n{table}\n\ncommand:\n\n"
             f"    {result['command']}\n\n"
-            f"The dev file evaluated is cmrc2018_dev.json with {fixes['located'] + fixes['missing']} answer_start -1 "
-            f"offsets replaced ({fixes['located']} located by their text, {fixes['missing']} set to 0); the texts, and "
-            f"so the scores, are the official ones. Wall time is the whole run_squad.py process; CPU time is user + "
+            f"The dev file evaluated is the official cmrc2018_dev.json as it is. Wall time is the whole run_squad.py process; CPU time is user + "
             f"system over its threads. {os.cpu_count()} CPU cores, load average (1/5/15 min) {result['load_before']} "
             f"before and {result['load_after']} after.")
     report(os.path.join(args.output_root, "cmrc.md"), text)

@@ -6,16 +6,20 @@ checkpoint (left at its initialiser) or, for the checkpoint's own variables, unu
 
 `hf_to_google` / `google_to_hf` convert between a Hugging Face BERT folder (config.json,
 model.safetensors, vocab.txt) and a Google-style folder (bert_config.json, bert_model.ckpt.*,
-vocab.txt) with numpy alone: safetensors is read and written here, no torch involved.
+vocab.txt) with numpy and the `safetensors` package, no torch involved. Every weight's shape is checked
+against the config before anything is written.
 """
 import dataclasses
+import glob
 import json
 import os
+import re
 import shutil
-import struct
 import tempfile
 
 import numpy as np
+import safetensors
+import safetensors.numpy
 import tensorflow as tf
 from absl import logging
 
@@ -35,7 +39,11 @@ def _is_bookkeeping(name):
         "optimizer_state/")
 
 
-def resolve_checkpoint(path):
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+def _find_checkpoint(path):
     """A checkpoint prefix from a prefix, a folder with a `checkpoint` file, or a folder with bert_model.ckpt."""
     path = str(path)
     if os.path.isdir(path):
@@ -49,6 +57,42 @@ def resolve_checkpoint(path):
     if os.path.exists(path + ".index"):
         return path
     raise UserInputError(f"{path}: checkpoint not found (expected {path}.index)")
+
+
+def open_checkpoint(path):
+    """(prefix, tf.train.CheckpointReader) for a checkpoint prefix or folder, once its files look whole.
+
+    The index is read (names, shapes, dtypes) and the data shards' total size compared with the bytes
+    its tensors need, so a truncated .index or data shard is a UserInputError naming the checkpoint
+    before any graph runs. No tensor is read here: Estimator reads each one once when it initialises,
+    and TensorFlow's checksum catches damage inside a data file that keeps its length at that read.
+    """
+    prefix = _find_checkpoint(path)
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+    except tf.errors.OpError as error:
+        raise UserInputError(f"{prefix}: unreadable checkpoint index ({_one_line(error.message)}); "
+                             "the checkpoint is truncated or damaged") from None
+    shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
+    needed = sum(int(np.prod(shapes[name], dtype=np.int64)) * dtypes[name].size
+                 for name in shapes if dtypes[name] != tf.string)  # strings have no fixed size
+    shards = sorted(glob.glob(glob.escape(prefix) + ".data-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9]"))
+    count = int(shards[-1][-5:]) if shards else 1
+    expected = [f"{prefix}.data-{i:05d}-of-{count:05d}" for i in range(count)]
+    missing = [shard for shard in expected if shard not in shards]
+    if needed and missing:
+        raise UserInputError(f"{prefix}: the checkpoint lacks its data file {missing[0]}")
+    stored = sum(os.path.getsize(shard) for shard in expected if shard in shards)
+    if stored < needed:
+        raise UserInputError(f"{prefix}: the checkpoint's data holds {stored} bytes but its index lists "
+                             f"{needed} bytes of tensors; the checkpoint is truncated")
+    return prefix, reader
+
+
+def resolve_checkpoint(path):
+    """The prefix of the checkpoint at `path` (a prefix or folder); a UserInputError naming it when it is
+    missing, truncated or unreadable (see open_checkpoint)."""
+    return open_checkpoint(path)[0]
 
 
 @dataclasses.dataclass
@@ -85,8 +129,8 @@ def build_assignment_map(tvars, checkpoint, name_map=None):
     (e.g. to load "encoder/..." from "bert/..."); identity by default.
     Raises UserInputError naming the variable when shapes differ.
     """
-    checkpoint = resolve_checkpoint(checkpoint)
-    ckpt_shapes = dict(tf.train.list_variables(checkpoint))
+    checkpoint, reader = open_checkpoint(checkpoint)
+    ckpt_shapes = reader.get_variable_to_shape_map()
     assignment, loaded, missing, used = {}, [], [], set()
     for var in tvars:
         graph_name = var.op.name
@@ -122,8 +166,15 @@ def init_from_checkpoint(checkpoint, tvars=None, name_map=None):
 
 def read_checkpoint(checkpoint):
     """{name: numpy array} for every variable in a TensorFlow checkpoint."""
-    reader = tf.train.load_checkpoint(resolve_checkpoint(checkpoint))
-    return {name: reader.get_tensor(name) for name in sorted(reader.get_variable_to_shape_map())}
+    prefix, reader = open_checkpoint(checkpoint)
+    arrays = {}
+    for name in sorted(reader.get_variable_to_shape_map()):
+        try:
+            arrays[name] = reader.get_tensor(name)
+        except tf.errors.OpError as error:  # e.g. a checksum mismatch in a damaged data file
+            raise UserInputError(f"{prefix}: cannot read {name} ({_one_line(error.message)}); "
+                                 "the checkpoint is damaged") from None
+    return arrays
 
 
 def write_checkpoint(arrays, prefix):
@@ -134,112 +185,97 @@ def write_checkpoint(arrays, prefix):
     model_folder.write_checkpoint_state(os.path.dirname(prefix), os.path.basename(prefix))
 
 
-# --- safetensors, in numpy ------------------------------------------------------------------------
-# Layout: 8-byte little-endian header length N, N bytes of JSON {name: {dtype, shape, data_offsets}},
-# then the tensors' bytes. bfloat16 has no numpy type; it is widened to float32 on read.
-_ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64,
-              "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+# --- safetensors ------------------------------------------------------------------------------------
+# The `safetensors` package parses and checks the file: the header must be a JSON object whose every
+# tensor has a known dtype, a shape and data_offsets that fit its bytes and cover the file. Its errors
+# become one-line UserInputErrors naming the file. bfloat16 has no numpy type of its own: TensorFlow's
+# (ml_dtypes') bfloat16 type, registered with numpy on import, reads it, and it is widened to float32.
+_BFLOAT16 = tf.bfloat16.as_numpy_dtype
+_ST_READABLE = ("F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U64", "U32", "U16", "U8", "BOOL")
 
 
 def read_safetensors(path):
     """{name: numpy array} from a .safetensors file (bfloat16 returned as float32)."""
-    with open(path, "rb") as reader:
-        data = reader.read()
-    if len(data) < 8:
-        raise UserInputError(f"{path}: too short to be a safetensors file")
-    (header_size,) = struct.unpack("<Q", data[:8])
-    if 8 + header_size > len(data):
-        raise UserInputError(f"{path}: header length {header_size} runs past the end of the file")
     try:
-        header = json.loads(data[8:8 + header_size])
-    except ValueError as error:
-        raise UserInputError(f"{path}: unreadable safetensors header ({error})") from None
-    body = memoryview(data)[8 + header_size:]
-    arrays = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = info["data_offsets"]
-        if not 0 <= begin <= end <= len(body):
-            raise UserInputError(f"{path}: tensor {name} has offsets outside the file")
-        raw = body[begin:end]
-        if info["dtype"] == "BF16":
-            array = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
-        elif info["dtype"] in _ST_DTYPES:
-            array = np.frombuffer(raw, dtype=np.dtype(_ST_DTYPES[info["dtype"]]).newbyteorder("<"))
-        else:
-            raise UserInputError(f"{path}: tensor {name} has unsupported dtype {info['dtype']}")
-        arrays[name] = array.reshape(info["shape"]).copy()
-    return arrays
+        with safetensors.safe_open(path, framework="np") as reader:
+            arrays = {}
+            for name in reader.keys():
+                dtype = reader.get_slice(name).get_dtype()
+                if dtype not in _ST_READABLE:
+                    raise UserInputError(f"{path}: tensor {name} has unsupported dtype {dtype}")
+                array = reader.get_tensor(name)
+                arrays[name] = array.astype(np.float32) if array.dtype == _BFLOAT16 else array
+            return arrays
+    except FileNotFoundError:
+        raise UserInputError(f"{path}: file not found") from None
+    except OSError as error:
+        raise UserInputError(f"{path}: cannot read ({error.strerror or error})") from None
+    except safetensors.SafetensorError as error:
+        raise UserInputError(f"{path}: not a valid safetensors file ({_one_line(error)})") from None
 
 
 def write_safetensors(arrays, path, metadata=None):
-    """Writes {name: numpy array} as a .safetensors file."""
-    codes = {np.dtype(v): k for k, v in _ST_DTYPES.items()}
-    header, chunks, offset = {}, [], 0
-    for name in sorted(arrays):
-        array = np.ascontiguousarray(arrays[name])
-        if array.dtype not in codes:
-            raise ValueError(f"tensor {name}: dtype {array.dtype} cannot be stored in safetensors")
-        raw = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": codes[array.dtype], "shape": list(array.shape),
-                        "data_offsets": [offset, offset + len(raw)]}
-        chunks.append(raw)
-        offset += len(raw)
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    encoded += b" " * (-len(encoded) % 8)  # keep the tensor data 8-byte aligned
-    with open(path, "wb") as writer:
-        writer.write(struct.pack("<Q", len(encoded)))
-        writer.write(encoded)
-        for raw in chunks:
-            writer.write(raw)
+    """Writes {name: numpy array} as a .safetensors file; metadata: optional {str: str} for its header."""
+    # The package writes each array's memory as it lies: a transposed view must be made contiguous first.
+    # (np.ascontiguousarray would turn a scalar into shape [1].)
+    tensors = {name: np.asarray(array, order="C") for name, array in arrays.items()}
+    safetensors.numpy.save_file(tensors, path,
+                                metadata={str(k): str(v) for k, v in metadata.items()} if metadata else None)
 
 
 # --- Hugging Face <-> Google names ----------------------------------------------------------------
+# Each weight's Google shape as the config fields that fix it ("hidden_size", ...), a number, or None
+# where the config says nothing (a classifier's label count).
+_H, _I = "hidden_size", "intermediate_size"
+
+
 def _name_pairs(num_layers):
-    """(Hugging Face name without "bert." prefix, Google name, transpose) for every BERT weight."""
+    """(Hugging Face name without "bert." prefix, Google name, transpose, Google shape) for every BERT weight."""
     pairs = [
-        ("embeddings.word_embeddings.weight", "bert/embeddings/word_embeddings", False),
-        ("embeddings.position_embeddings.weight", "bert/embeddings/position_embeddings", False),
-        ("embeddings.token_type_embeddings.weight", "bert/embeddings/token_type_embeddings", False),
-        ("embeddings.LayerNorm.weight", "bert/embeddings/LayerNorm/gamma", False),
-        ("embeddings.LayerNorm.bias", "bert/embeddings/LayerNorm/beta", False),
-        ("pooler.dense.weight", "bert/pooler/dense/kernel", True),
-        ("pooler.dense.bias", "bert/pooler/dense/bias", False),
+        ("embeddings.word_embeddings.weight", "bert/embeddings/word_embeddings", False, ("vocab_size", _H)),
+        ("embeddings.position_embeddings.weight", "bert/embeddings/position_embeddings", False,
+         ("max_position_embeddings", _H)),
+        ("embeddings.token_type_embeddings.weight", "bert/embeddings/token_type_embeddings", False,
+         ("type_vocab_size", _H)),
+        ("embeddings.LayerNorm.weight", "bert/embeddings/LayerNorm/gamma", False, (_H,)),
+        ("embeddings.LayerNorm.bias", "bert/embeddings/LayerNorm/beta", False, (_H,)),
+        ("pooler.dense.weight", "bert/pooler/dense/kernel", True, (_H, _H)),
+        ("pooler.dense.bias", "bert/pooler/dense/bias", False, (_H,)),
     ]
     for i in range(num_layers):
         hf, google = f"encoder.layer.{i}.", f"bert/encoder/layer_{i}/"
-        for hf_part, google_part in (("attention.self.query", "attention/self/query"),
-                                     ("attention.self.key", "attention/self/key"),
-                                     ("attention.self.value", "attention/self/value"),
-                                     ("attention.output.dense", "attention/output/dense"),
-                                     ("intermediate.dense", "intermediate/dense"),
-                                     ("output.dense", "output/dense")):
-            pairs.append((f"{hf}{hf_part}.weight", f"{google}{google_part}/kernel", True))
-            pairs.append((f"{hf}{hf_part}.bias", f"{google}{google_part}/bias", False))
+        for hf_part, google_part, kernel in (("attention.self.query", "attention/self/query", (_H, _H)),
+                                             ("attention.self.key", "attention/self/key", (_H, _H)),
+                                             ("attention.self.value", "attention/self/value", (_H, _H)),
+                                             ("attention.output.dense", "attention/output/dense", (_H, _H)),
+                                             ("intermediate.dense", "intermediate/dense", (_H, _I)),
+                                             ("output.dense", "output/dense", (_I, _H))):
+            pairs.append((f"{hf}{hf_part}.weight", f"{google}{google_part}/kernel", True, kernel))
+            pairs.append((f"{hf}{hf_part}.bias", f"{google}{google_part}/bias", False, kernel[1:]))
         for hf_part, google_part in (("attention.output.LayerNorm", "attention/output/LayerNorm"),
                                      ("output.LayerNorm", "output/LayerNorm")):
-            pairs.append((f"{hf}{hf_part}.weight", f"{google}{google_part}/gamma", False))
-            pairs.append((f"{hf}{hf_part}.bias", f"{google}{google_part}/beta", False))
+            pairs.append((f"{hf}{hf_part}.weight", f"{google}{google_part}/gamma", False, (_H,)))
+            pairs.append((f"{hf}{hf_part}.bias", f"{google}{google_part}/beta", False, (_H,)))
     return pairs
 
 
-# Heads: (Hugging Face name, Google name, transpose). Google's output_weights are [out, in] already.
+# Heads: (Hugging Face name, Google name, transpose, Google shape). Google's output_weights are [out, in] already.
 _HEAD_PAIRS = [
-    ("cls.predictions.transform.dense.weight", "cls/predictions/transform/dense/kernel", True),
-    ("cls.predictions.transform.dense.bias", "cls/predictions/transform/dense/bias", False),
-    ("cls.predictions.transform.LayerNorm.weight", "cls/predictions/transform/LayerNorm/gamma", False),
-    ("cls.predictions.transform.LayerNorm.bias", "cls/predictions/transform/LayerNorm/beta", False),
-    ("cls.predictions.bias", "cls/predictions/output_bias", False),
-    ("cls.seq_relationship.weight", "cls/seq_relationship/output_weights", False),
-    ("cls.seq_relationship.bias", "cls/seq_relationship/output_bias", False),
-    ("classifier.weight", "output_weights", False),
-    ("classifier.bias", "output_bias", False),
+    ("cls.predictions.transform.dense.weight", "cls/predictions/transform/dense/kernel", True, (_H, _H)),
+    ("cls.predictions.transform.dense.bias", "cls/predictions/transform/dense/bias", False, (_H,)),
+    ("cls.predictions.transform.LayerNorm.weight", "cls/predictions/transform/LayerNorm/gamma", False, (_H,)),
+    ("cls.predictions.transform.LayerNorm.bias", "cls/predictions/transform/LayerNorm/beta", False, (_H,)),
+    ("cls.predictions.bias", "cls/predictions/output_bias", False, ("vocab_size",)),
+    ("cls.seq_relationship.weight", "cls/seq_relationship/output_weights", False, (2, _H)),
+    ("cls.seq_relationship.bias", "cls/seq_relationship/output_bias", False, (2,)),
+    ("classifier.weight", "output_weights", False, (None, _H)),
+    ("classifier.bias", "output_bias", False, (None,)),
 ]
 _HEADS = {"masked-LM head": "cls/predictions/", "next-sentence head": "cls/seq_relationship/",
           "pooler": "bert/pooler/", "classifier": "output_"}
+# An encoder layer's weights, and its index, in each layout.
+_HF_LAYER = re.compile(r"(?:bert\.)?encoder\.layer\.(\d+)\.")
+_GOOGLE_LAYER = re.compile(r"bert/encoder/layer_(\d+)/")
 # Hugging Face entries that are derived, not weights: buffers and the decoder tied to the embeddings.
 _HF_DERIVED = ("embeddings.position_ids", "cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
 
@@ -251,6 +287,25 @@ _HF_TO_GOOGLE_ACT = {"gelu": "gelu_exact", "gelu_new": "gelu", "gelu_pytorch_tan
                      "tanh": "tanh", "silu": "swish", "swish": "swish"}
 _GOOGLE_TO_HF_ACT = {"gelu": "gelu_new", "gelu_new": "gelu_new", "gelu_exact": "gelu", "relu": "relu",
                      "tanh": "tanh", "swish": "silu", "silu": "silu"}
+
+
+def _check_layer_count(source, layer_indices, config, config_path):
+    """The weights' encoder layers (their indices) must be as many as the config's num_hidden_layers."""
+    count = max(layer_indices, default=-1) + 1
+    if count != config.num_hidden_layers:
+        raise UserInputError(f"{source}: the weights have {count} encoder layers but {config_path} implies "
+                             f"{config.num_hidden_layers} (num_hidden_layers)")
+
+
+def _check_shape(source, name, shape, google_shape, transpose, config, config_path):
+    """Raises a UserInputError naming the weight unless `shape` is what the config implies."""
+    fields = google_shape[::-1] if transpose else google_shape
+    expected = [getattr(config, f) if isinstance(f, str) else f for f in fields]
+    shape = [int(d) for d in shape]
+    if len(shape) != len(expected) or any(e is not None and e != d for e, d in zip(expected, shape)):
+        implied = ", ".join("any" if e is None else str(e) for e in expected)
+        why = ", ".join("any" if f is None else str(f) for f in fields)
+        raise UserInputError(f"{source}: {name} has shape {shape} but {config_path} implies [{implied}] ({why})")
 
 
 @dataclasses.dataclass
@@ -325,8 +380,11 @@ def hf_to_google(input_dir, output_dir, overwrite=False):
     def hf_name(name):  # encoder weights may carry "bert." (BertForPreTraining) or not (BertModel)
         return name if name.startswith(("cls.", "classifier.")) else prefix + name
 
+    config_path = os.path.join(input_dir, "config.json")
+    _check_layer_count(weights_path, [int(m.group(1)) for m in map(_HF_LAYER.match, tensors) if m],
+                       config, config_path)
     arrays, used = {}, set()
-    for hf, google, transpose in _name_pairs(config.num_hidden_layers) + _HEAD_PAIRS:
+    for hf, google, transpose, google_shape in _name_pairs(config.num_hidden_layers) + _HEAD_PAIRS:
         source = hf_name(hf)
         if source not in tensors and source.endswith("LayerNorm.weight"):
             source = source[:-len("weight")] + "gamma"  # older transformers names
@@ -336,6 +394,7 @@ def hf_to_google(input_dir, output_dir, overwrite=False):
             if google.startswith("bert/") and not google.startswith("bert/pooler/"):
                 raise UserInputError(f"{weights_path}: missing {source}, which every BERT encoder has")
             continue
+        _check_shape(weights_path, source, tensors[source].shape, google_shape, transpose, config, config_path)
         value = tensors[source].astype(np.float32)
         arrays[google] = np.ascontiguousarray(value.T if transpose else value)
         used.add(source)
@@ -352,12 +411,20 @@ def hf_to_google(input_dir, output_dir, overwrite=False):
 
 def google_to_hf(input_dir, output_dir, overwrite=False, do_lower_case=None):
     """Google-style folder -> Hugging Face BERT folder. Returns a ConversionReport."""
-    config = modeling.BertConfig.from_json_file(os.path.join(input_dir, "bert_config.json"))
-    arrays = read_checkpoint(input_dir)
+    config_path = os.path.join(input_dir, "bert_config.json")
+    config = modeling.BertConfig.from_json_file(config_path)
+    ckpt, reader = open_checkpoint(input_dir)
+    shapes = reader.get_variable_to_shape_map()
+    _check_layer_count(ckpt, [int(m.group(1)) for m in map(_GOOGLE_LAYER.match, shapes) if m], config, config_path)
+    pairs = _name_pairs(config.num_hidden_layers) + _HEAD_PAIRS
+    for _, google, _, google_shape in pairs:  # every shape, before a tensor is read
+        if google in shapes:
+            _check_shape(ckpt, google, shapes[google], google_shape, False, config, config_path)
+    arrays = read_checkpoint(ckpt)
     tensors, used = {}, set()
     has_pretraining_heads = any(n.startswith("cls/") for n in arrays)
     prefix = "bert." if has_pretraining_heads else ""
-    for hf, google, transpose in _name_pairs(config.num_hidden_layers) + _HEAD_PAIRS:
+    for hf, google, transpose, _ in pairs:
         if google not in arrays:
             if google.startswith("bert/") and not google.startswith("bert/pooler/"):
                 raise UserInputError(f"{input_dir}: checkpoint lacks {google}, which every BERT encoder has")

@@ -8,7 +8,7 @@ import math
 import os
 from typing import Optional
 
-from bert import estimator, input_pipeline, modeling, optimization, tokenization
+from bert import checkpoint, estimator, input_pipeline, modeling, optimization, tokenization
 from bert.errors import UserInputError
 
 
@@ -84,10 +84,20 @@ class TrainingConfig:
                                  f"{config.max_position_embeddings} in {self.bert_config_file}")
         if self.max_seq_length < 3:
             raise UserInputError("--max_seq_length must be at least 3 ([CLS], a token, [SEP])")
+        if self.init_checkpoint:  # a missing or truncated one is refused before the output folder is touched
+            checkpoint.resolve_checkpoint(self.init_checkpoint)
         return config
 
     def tokenizer(self, bert_config=None):
         return self.text.create_tokenizer(bert_config, self.bert_config_file, self.init_checkpoint)
+
+    def identity(self, bert_config):
+        """What about the model and the text pipeline defines a run (model_folder.check_run); the length
+        is not part of it (a model trained at one length evaluates at another)."""
+        text = self.text
+        return {"bert_config": bert_config.to_dict(),
+                "vocab": input_pipeline.file_digest(text.path) if text.path else None,
+                "tokenizer": text.kind, "do_lower_case": text.do_lower_case}
 
     def feature_cache(self, **identity):
         """Where cached features go and what (besides the task and examples) keys them."""

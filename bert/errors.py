@@ -16,5 +16,11 @@ def run_main(main):
         except UserInputError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
+        except Exception as error:  # TensorFlow's checksum error: a file damaged inside, its length intact
+            if type(error).__name__ != "DataLossError":
+                raise
+            message = str(getattr(error, "message", error)).strip().splitlines()[0]
+            print(f"error: a checkpoint or data file is damaged ({message})", file=sys.stderr)
+            sys.exit(2)
 
     app.run(guarded)

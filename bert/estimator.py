@@ -145,6 +145,7 @@ class Validation:
 def train(bert_estimator, input_fn, total_steps, validation=None):
     """Trains to total_steps; with a Validation, evaluates on the way and keeps the best checkpoint.
 
+    The best value kept in best_dir by an earlier run (resumed, continued or rerun) is the one to beat.
     Returns the seconds spent training (evaluation excluded).
     """
     from bert import model_folder
@@ -154,8 +155,13 @@ def train(bert_estimator, input_fn, total_steps, validation=None):
         bert_estimator.train(input_fn, max_steps=total_steps)
         return time.time() - start
     label = validation.label or validation.metric
-    best, stale, trained = None, 0, 0.0
-    for target in range(validation.every, total_steps + validation.every, validation.every):
+    best, stale, trained = model_folder.best_value(validation.best_dir, label), 0, 0.0
+    if best is not None:
+        logging.info("best so far: %s %.4f (%s)", label, best, validation.best_dir)
+    latest = bert_estimator.latest_checkpoint()
+    done = model_folder.checkpoint_step(latest) if latest else 0  # a resumed run evaluates from here on
+    first = (done // validation.every + 1) * validation.every
+    for target in range(min(first, total_steps), total_steps + validation.every, validation.every):
         start = time.time()
         bert_estimator.train(input_fn, max_steps=min(target, total_steps))
         trained += time.time() - start

@@ -1,6 +1,9 @@
-"""Writing files so that a reader never sees half of one; reading JSON with errors that name the line."""
+"""Writing files so that a reader never sees half of one; reading JSON with errors that name the line;
+TSV files whose fields are escaped so that every row stays one line of the same width."""
 import json
 import os
+import re
+import shutil
 import tempfile
 
 from bert.errors import UserInputError
@@ -10,7 +13,7 @@ def write_text_atomic(path, text):
     """Writes `text` to `path` through a temporary file in the same folder, so no reader sees half."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".tmp-{os.getpid()}-", suffix="-" + os.path.basename(path))
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as writer:
             writer.write(text)
@@ -20,6 +23,49 @@ def write_text_atomic(path, text):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def temporary_name(path):
+    """Where to write `path` before renaming it into place: its name with this process's id, so that
+    remove_stale_temporaries can tell a dead writer's leftovers from a live one's work."""
+    return f"{path}.tmp-{os.getpid()}"
+
+
+# A temporary of this module: "<name>.tmp-<pid>" (temporary_name) or ".tmp-<pid>-..." (write_text_atomic).
+_TEMPORARY = re.compile(r"(?:.+\.tmp-(\d+)|\.tmp-(\d+)-.*)")
+
+
+def remove_stale_temporaries(folder):
+    """Deletes the temporaries that processes no longer running left in `folder` (a kill mid-write);
+    a live process's are kept. Returns the names removed."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = _TEMPORARY.fullmatch(name)
+        if not match or _alive(int(match.group(1) or match.group(2))):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+            removed.append(name)
+        except OSError:
+            pass  # another cleaner got there first
+    return removed
+
+
+def _alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def umask():
@@ -47,3 +93,62 @@ def read_json(path, what="file", expect=None, encoding="utf-8"):
         raise UserInputError(f"{path}: expected a JSON {'object' if expect is dict else expect.__name__}, "
                              f"found {type(value).__name__}")
     return value
+
+
+# --- TSV files people read (test_results.tsv, predictions.tsv) -----------------------------------
+# A field may hold anything the data held, so four characters are escaped with a backslash:
+# backslash -> \\, tab -> \t, line feed -> \n, carriage return -> \r. Every row is then one line
+# with one tab between fields, and unescape_tsv_field gives back exactly the original text.
+
+_TSV_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_TSV_UNESCAPES = {escaped[1]: char for char, escaped in _TSV_ESCAPES.items()}
+_TSV_SPECIAL = re.compile(r"[\\\t\n\r]")
+_TSV_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
+
+
+def escape_tsv_field(value) -> str:
+    """`value` as text (str() for non-strings) with backslash, tab, line feed and carriage return
+    written as \\\\, \\t, \\n and \\r."""
+    return _TSV_SPECIAL.sub(lambda match: _TSV_ESCAPES[match.group()], str(value))
+
+
+def unescape_tsv_field(text) -> str:
+    """The inverse of escape_tsv_field (a backslash before any other character is kept as it is)."""
+    return _TSV_ESCAPED.sub(lambda match: _TSV_UNESCAPES.get(match.group(1), match.group()), text)
+
+
+def write_tsv(path, header, rows):
+    """Writes a TSV file atomically: the `header` row (None for none), then `rows` (any iterable,
+    e.g. a generator, of sequences), every field escaped by escape_tsv_field. Every row must have as
+    many fields as the header (or, without one, as the first row): the file stays rectangular."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".tmp-{os.getpid()}-", suffix="-" + os.path.basename(path))
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as writer:
+            width = len(header) if header is not None else None
+            if header is not None:
+                writer.write("\t".join(map(escape_tsv_field, header)) + "\n")
+            for number, row in enumerate(rows, start=1):
+                row = list(row)
+                if width is None:
+                    width = len(row)
+                elif len(row) != width:
+                    raise ValueError(f"{path}: row {number} has {len(row)} fields, the file has {width}")
+                writer.write("\t".join(map(escape_tsv_field, row)) + "\n")
+        os.chmod(tmp, 0o666 & ~umask())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def read_tsv(path) -> list:
+    """The rows of a file written by write_tsv (header included), every field unescaped."""
+    with open(path, encoding="utf-8", newline="") as reader:
+        text = reader.read()
+    lines = text.split("\n")  # not splitlines(): that also splits at \x0c, \x85, \u2028 and others
+    if lines[-1] == "":
+        lines.pop()
+    return [[unescape_tsv_field(field) for field in line.split("\t")] for line in lines]

@@ -60,12 +60,23 @@ def file_digest(path, _memo={}):
     return _memo[key]
 
 
-def examples_digest(examples):
-    """sha256 over every example's fields (examples are dataclasses)."""
+def files_digest(paths):
+    """One sha256 over the contents of `paths`, in order (their names and places do not count)."""
+    return hashlib.sha256("".join(file_digest(path) for path in paths).encode("ascii")).hexdigest()
+
+
+def examples_digest(examples, ignore=()):
+    """sha256 over every example's fields (examples are dataclasses), but those named in `ignore`."""
     digest = hashlib.sha256()
     for example in examples:
-        digest.update(json.dumps(dataclasses.asdict(example), ensure_ascii=False, sort_keys=True).encode("utf-8"))
+        fields = {k: v for k, v in dataclasses.asdict(example).items() if k not in ignore}
+        digest.update(json.dumps(fields, ensure_ascii=False, sort_keys=True).encode("utf-8"))
     return digest.hexdigest()
+
+
+def data_digest(examples):
+    """What the examples say, not where they were read from (a moved file keeps its digest)."""
+    return examples_digest(examples, ignore=("source",))
 
 
 _WORK = None  # (function, items) shared with forked workers
@@ -111,7 +122,7 @@ def serialize_example(features):
 def write_tfrecord(path, rows):
     """Writes `rows` (feature dicts, or already serialized examples as bytes) to path through a temporary
     file renamed when complete."""
-    tmp = f"{path}.tmp-{os.getpid()}"
+    tmp = files.temporary_name(path)
     count = 0
     try:
         with tf.io.TFRecordWriter(tmp) as writer:
@@ -144,6 +155,7 @@ def cached_tfrecord(cache_dir, name, key, examples, convert, num_workers=None, m
         logging.info("reusing %s (%d records)", path, count)
         return path, count
 
+    files.remove_stale_temporaries(cache_dir)
     rows = map_parallel(convert, examples, num_workers)
     if many:
         rows = [dict(row, example_index=index) for index, group in enumerate(rows) for row in group]

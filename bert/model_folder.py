@@ -11,14 +11,17 @@ everything export and feature extraction need (bert/export/). `write_checkpoint_
 `checkpoint` file that names a folder's latest checkpoint.
 """
 import dataclasses
+import fcntl
 import glob
 import json
 import os
 import re
 import shutil
+import time
 from typing import List, Optional
 
 import tensorflow as tf
+from absl import logging
 
 from bert import checkpoint as checkpoints
 from bert import files, heads, modeling, tokenization
@@ -154,6 +157,120 @@ class TrainedModel:
         return self.tokenizer.convert_tokens_to_ids([token])[0]  # SentencePiece: its unk id when absent
 
 
+# --- claiming an output folder for a run ----------------------------------------------------------------
+
+RUN_FILE = "run.json"  # what defines the run that trained in this folder
+LOCK_FILE = ".lock"
+# What this project writes into an output folder: all that --overwrite_output_dir removes (a user's
+# own files there are left alone).
+_RUN_OUTPUTS = re.compile(r"(run|model_info|label_map|class_split|bert_config|eval_results|fewshot_results|predictions|"
+                          r"nbest_predictions|null_odds)\.json|vocab\.txt|spm\.model|eval_results\.txt|"
+                          r"fewshot_results\.md|(test_results|predictions)\.tsv|checkpoint|graph\.pbtxt|"
+                          r"model\.ckpt-\d+\..*|events\.out\.tfevents\..*|best|best\.tmp.*|cache|eval|frozen-.*|"
+                          r"\.tmp-.*|.*\.tmp-\d+")
+_held_locks = {}  # folder -> open lock file, held until the process exits
+
+
+def claim(output_dir, overwrite=False, exclusive=True):
+    """Makes output_dir this run's: creates it, takes its lock (exclusive: a second concurrent run into
+    the same folder fails at once with a clear message), removes what dead runs left half-written, and
+    with `overwrite` removes every output of an earlier run so that this one starts afresh.
+
+    Multi-worker training shares one folder: only the chief passes exclusive=True.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    if exclusive:
+        _lock(output_dir)
+    files.remove_stale_temporaries(output_dir)
+    if overwrite:
+        for name in os.listdir(output_dir):
+            if _RUN_OUTPUTS.fullmatch(name):
+                path = os.path.join(output_dir, name)
+                shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
+    elif exclusive:
+        _resume_from_a_whole_checkpoint(output_dir)
+
+
+def _resume_from_a_whole_checkpoint(output_dir):
+    """When the latest checkpoint is damaged (a kill while it was written, a full disk), makes the newest
+    whole one the latest, with a warning, so that training resumes from there; none whole is an error."""
+    state = tf.train.get_checkpoint_state(output_dir)
+    if state is None or not state.model_checkpoint_path:
+        return
+    listed = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+    candidates = [os.path.join(output_dir, os.path.basename(path)) for path in reversed(listed)]
+    for index, prefix in enumerate(candidates):
+        try:
+            checkpoints.open_checkpoint(prefix)
+        except UserInputError as error:
+            logging.warning("%s (not resuming from it)", error)
+            continue
+        if index:
+            logging.warning("%s: resuming from %s, the newest whole checkpoint", output_dir, prefix)
+            write_checkpoint_state(output_dir, os.path.basename(prefix),
+                                   [os.path.basename(p) for p in reversed(candidates[index:])])
+        return
+    raise UserInputError(f"{output_dir}: no checkpoint there is whole ({', '.join(candidates)}); pass "
+                         "--overwrite_output_dir to start afresh")
+
+
+def _lock(output_dir):
+    key = os.path.realpath(output_dir)
+    if key in _held_locks:
+        return
+    handle = open(os.path.join(output_dir, LOCK_FILE), "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise UserInputError(f"{output_dir}: another run ({holder}) is using this folder; wait for it to finish "
+                             "or choose another --output_dir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    handle.flush()
+    _held_locks[key] = handle
+
+
+def check_run(output_dir, identity, record=True):
+    """Refuses a run into output_dir that differs from the run recorded there (run.json) in anything
+    both describe (identity: {what: JSON-able value}, e.g. task, bert_config, vocab, data, labels,
+    class_split), before anything is written; with `record`, records this run's identity there (a
+    training run; evaluation and prediction only compare)."""
+    path = os.path.join(output_dir, RUN_FILE)
+    identity = json.loads(json.dumps(identity))  # tuples -> lists, as they read back
+    recorded = files.read_json(path, "run description", expect=dict) if os.path.exists(path) else {}
+    difference = _difference(recorded, identity)
+    if difference:
+        what, there, now = difference
+        raise UserInputError(
+            f"{output_dir} holds a run with another {what} ({_describe(there)} there, {_describe(now)} now): "
+            "choose another --output_dir, or pass --overwrite_output_dir to start afresh there")
+    if record and any(key not in recorded for key in identity):
+        files.write_text_atomic(path, json.dumps(dict(recorded, **identity), indent=2, ensure_ascii=False) + "\n")
+
+
+def _difference(there, now, path=""):
+    """The first (what, value there, value now) that differs among the keys both dicts have, inner dicts
+    compared the same way (a run that knows less, e.g. evaluation without training data, compares less)."""
+    for key in sorted(set(there) & set(now)):
+        what = f"{path} {key}".strip().replace("_", " ")
+        if isinstance(there[key], dict) and isinstance(now[key], dict):
+            inner = _difference(there[key], now[key], what)
+            if inner:
+                return inner
+        elif there[key] != now[key]:
+            return what, there[key], now[key]
+    return None
+
+
+def _describe(value, width=60):
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 # --- writing a trained folder -------------------------------------------------------------------------
 
 BEST_DIR = "best"
@@ -214,12 +331,14 @@ def write_eval_results(output_dir, report):
     print(json.dumps(scalars))
 
 
-def write_checkpoint_state(folder, checkpoint_prefix):
+def write_checkpoint_state(folder, checkpoint_prefix, all_prefixes=None):
     """The `checkpoint` state file that makes `checkpoint_prefix` (a name in `folder`, or a path
-    elsewhere) folder's latest checkpoint, for tf.train.latest_checkpoint and Estimator."""
+    elsewhere) folder's latest checkpoint, for tf.train.latest_checkpoint and Estimator; all_prefixes:
+    the checkpoints it lists, oldest first (default: that one)."""
     os.makedirs(folder, exist_ok=True)
-    files.write_text_atomic(os.path.join(folder, "checkpoint"), f'model_checkpoint_path: "{checkpoint_prefix}"\n'
-                                                                f'all_model_checkpoint_paths: "{checkpoint_prefix}"\n')
+    lines = [f'model_checkpoint_path: "{checkpoint_prefix}"']
+    lines += [f'all_model_checkpoint_paths: "{prefix}"' for prefix in all_prefixes or [checkpoint_prefix]]
+    files.write_text_atomic(os.path.join(folder, "checkpoint"), "\n".join(lines) + "\n")
 
 
 def best_dir(output_dir):
@@ -229,8 +348,7 @@ def best_dir(output_dir):
 def keep_best(checkpoint_path, destination, info):
     """Copies one checkpoint (index + data shards) into `destination` with its state file and
     best_eval.json (`info`), replacing what was there in one rename."""
-    tmp = destination + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = files.temporary_name(destination)
     os.makedirs(tmp)
     base = os.path.basename(checkpoint_path)
     folder = os.path.dirname(checkpoint_path)
@@ -239,8 +357,21 @@ def keep_best(checkpoint_path, destination, info):
             shutil.copy2(os.path.join(folder, name), os.path.join(tmp, name))
     write_checkpoint_state(tmp, base)
     files.write_text_atomic(os.path.join(tmp, BEST_EVAL_FILE), json.dumps(info, indent=2) + "\n")
-    shutil.rmtree(destination, ignore_errors=True)
+    old = files.temporary_name(destination + ".old")
+    if os.path.exists(destination):
+        os.rename(destination, old)
     os.replace(tmp, destination)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def best_value(destination, metric):
+    """The value of `metric` that the checkpoint kept in `destination` scored (None: none kept, or kept
+    by another metric)."""
+    path = os.path.join(destination, BEST_EVAL_FILE)
+    if not (os.path.exists(path) and tf.train.latest_checkpoint(destination)):
+        return None
+    info = files.read_json(path, "best checkpoint's evaluation", expect=dict)
+    return info.get("value") if info.get("metric") == metric else None
 
 
 def best_checkpoint(output_dir):

@@ -12,11 +12,19 @@ B is the true continuation or, half the time, text from another document); with 
 document's pieces are cut into consecutive max-length segments and a final segment shorter than half
 the length is dropped. Everything is reproducible from `seed`; work is split into fixed chunks of
 documents, each with its own seed, so the result does not depend on how many processes run it.
+(Google's --do_whole_word_mask=true is "wordpiece" here, its default false is "none".)
+
+Files: instances go round-robin into TFRecord shards in one folder, with pretrain_meta.json beside them
+listing each shard's size, record count and sha256, written so that a folder's shards and meta file
+always belong to one run (write_shards); find_pretraining_data reads a folder or files back, checked.
 """
 import dataclasses
+import glob
+import hashlib
 import json
 import os
 import random
+import re
 import time
 from typing import List, Optional
 
@@ -299,12 +307,96 @@ def feature_shapes(config: MaskingConfig, with_nsp: Optional[bool] = None):
     return shapes
 
 
-def write_pretraining_data(documents, tokenizer, config, output_dir, num_shards, workers, phrases=(),
-                           vocab_digest=None, start=None):
-    """Tokenizes `documents`, makes instances (config: MaskingConfig) and writes them, shuffled with
-    config.seed, to output_dir/pretrain-NNNNN-of-NNNNN.tfrecord shards and pretrain_meta.json.
-    The output is the same whatever the number of worker processes. Returns the summary counts."""
+# --- the files: shards, and the meta file that vouches for them ---------------------------------------
+#
+# A folder holds one run's data. pretrain_meta.json lists the run's shards (names in its folder) with each
+# one's size, record count and sha256. The writer first replaces any earlier meta file with one marked
+# "complete": false that names the shards about to be written, writes each shard under a temporary name
+# and renames it when whole, and writes the complete meta file last. So a folder a killed run left
+# behind says so, a shard that is not the one the meta file describes shows by its size or digest, and
+# readers take the shards the meta file lists, never whatever a pattern matches.
+
+META_FILE = "pretrain_meta.json"
+META_FORMAT = 2  # 2: "complete" and per-shard sizes and digests ("shard_files")
+SHARD_NAME = re.compile(r"pretrain-\d{5}-of-\d{5}\.tfrecord")  # --output_dir's shard names
+
+
+def shard_paths(output_dir, num_shards):
+    """output_dir/pretrain-NNNNN-of-NNNNN.tfrecord, the shard names of an --output_dir run."""
+    return [os.path.join(output_dir, f"pretrain-{i:05d}-of-{num_shards:05d}.tfrecord") for i in range(num_shards)]
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as reader:
+        for block in iter(lambda: reader.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_shard_paths(shards):
+    """The one folder `shards` (output paths) lie in; a UserInputError when they are not distinct files
+    of one folder."""
+    folders = {os.path.dirname(os.path.abspath(path)) for path in shards}
+    if len(folders) != 1:
+        raise UserInputError(f"the output files are in {len(folders)} folders ({', '.join(sorted(folders))}): "
+                             f"name files in one folder, where {META_FILE} goes beside them")
+    names = [os.path.basename(path) for path in shards]
+    if len(set(names)) != len(names) or not all(names):
+        raise UserInputError("an output file is named more than once, or a name is a folder's")
+    if META_FILE in names:
+        raise UserInputError(f"{META_FILE} is the name of the file that describes the shards; name them otherwise")
+    for path in shards:
+        if os.path.isdir(path):
+            raise UserInputError(f"{path} is a folder; name files (or use --output_dir)")
+    return folders.pop()
+
+
+def write_shards(records, shards, meta, own_folder=False, start=None):
+    """Writes `records` (serialized examples) round-robin over `shards` (paths, all in one folder) and
+    the folder's pretrain_meta.json (`meta` plus the shard list, sizes, digests and counts), in the order
+    that keeps the folder trustworthy at every moment (see above). own_folder: the folder and the
+    pretrain-*-of-*.tfrecord names in it are this script's (--output_dir), so shards of an earlier run
+    that the new meta file does not list are removed. start: time.time() when the run began; meta["summary"]
+    then gets the seconds up to the last shard and instances per second. Returns the meta file's path."""
     from bert import input_pipeline  # TensorFlow, imported here: reading and masking documents need none
+    folder = check_shard_paths(shards)
+    names = [os.path.basename(path) for path in shards]
+    os.makedirs(folder, exist_ok=True)
+    meta_path = os.path.join(folder, META_FILE)
+    head = {"format": META_FORMAT, "complete": False}
+    # From here until the last line the folder is marked unfinished: an earlier run's meta is gone.
+    files.write_text_atomic(meta_path, json.dumps(dict(head, **meta, shards=names), indent=2) + "\n")
+    if own_folder:
+        removed = files.remove_stale_temporaries(folder)
+        if removed:
+            logging.info("removed what killed runs left half-written in %s: %s", folder, ", ".join(sorted(removed)))
+    details = {}
+    for index, path in enumerate(shards):
+        count = input_pipeline.write_tfrecord(path, records[index::len(shards)])
+        details[names[index]] = {"bytes": os.path.getsize(path), "sha256": sha256_of(path), "records": count}
+    head["complete"] = True
+    if start is not None:
+        seconds = time.time() - start
+        meta["summary"].update(seconds=round(seconds, 2), instances_per_second=round(len(records) / seconds, 1))
+    files.write_text_atomic(meta_path, json.dumps(dict(head, **meta, shards=names, shard_files=details),
+                                                  indent=2) + "\n")
+    if own_folder:  # shards of an earlier run with more of them: no meta file lists them now
+        stale = sorted(entry for entry in os.listdir(folder) if SHARD_NAME.fullmatch(entry) and entry not in names)
+        for name in stale:
+            os.remove(os.path.join(folder, name))
+        if stale:
+            logging.info("removed %d shard(s) of an earlier run from %s: %s", len(stale), folder, ", ".join(stale))
+    return meta_path
+
+
+def write_pretraining_data(documents, tokenizer, config, shards, workers, phrases=(), vocab_digest=None, start=None,
+                           own_folder=False):
+    """Tokenizes `documents`, makes instances (config: MaskingConfig) and writes them, shuffled with
+    config.seed, spread over `shards` (paths in one folder; shard_paths() names an --output_dir's), with
+    pretrain_meta.json beside them (write_shards). The output is the same whatever the number of worker
+    processes. Returns the summary counts."""
+    from bert import input_pipeline
     start = time.time() if start is None else start
     split = SentenceTokenizer(tokenizer, config.word_boundaries)
     chunks = list(range(-(-len(documents) // CHUNK_DOCUMENTS)))
@@ -335,16 +427,141 @@ def write_pretraining_data(documents, tokenizer, config, output_dir, num_shards,
     if not instances:
         raise UserInputError("no instances: the documents are too short for these settings")
 
-    os.makedirs(output_dir, exist_ok=True)
-    shards = [os.path.join(output_dir, f"pretrain-{i:05d}-of-{num_shards:05d}.tfrecord") for i in range(num_shards)]
-    for index, path in enumerate(shards):
-        input_pipeline.write_tfrecord(path, (record for record, _, _ in instances[index::num_shards]))
-    seconds = time.time() - start
     summary = {"instances": len(instances), "tokens": sum(tokens for _, tokens, _ in instances),
-               "masked": sum(masked for _, _, masked in instances), "documents": len(tokenized),
-               "seconds": round(seconds, 2), "instances_per_second": round(len(instances) / seconds, 1)}
+               "masked": sum(masked for _, _, masked in instances), "documents": len(tokenized)}
     meta = {"next_sentence": config.nsp, "max_seq_length": config.max_seq_length,
-            "max_predictions_per_seq": config.max_predictions_per_seq, "shards": [os.path.basename(s) for s in shards],
-            "settings": vars(config), "vocab": vocab_digest, "summary": summary}
-    files.write_text_atomic(os.path.join(output_dir, "pretrain_meta.json"), json.dumps(meta, indent=2) + "\n")
+            "max_predictions_per_seq": config.max_predictions_per_seq, "settings": vars(config),
+            "vocab": vocab_digest, "summary": summary}
+    write_shards([record for record, _, _ in instances], shards, meta, own_folder, start)
     return summary
+
+
+# --- reading: which files, and are they one run's --------------------------------------------------------
+
+@dataclasses.dataclass
+class PretrainingFiles:
+    """TFRecord files to train on and the shape of their features."""
+    paths: List[str]
+    max_seq_length: int
+    max_predictions_per_seq: int
+    next_sentence: bool  # next_sentence_labels present
+    source: str  # where the shape came from: a pretrain_meta.json, or a file's first record
+
+
+def read_meta(folder):
+    """The checked pretrain_meta.json of `folder` (None when there is none). A meta file of a run that did
+    not finish, or one without shard sizes and digests, is refused."""
+    path = os.path.join(folder, META_FILE)
+    if not os.path.exists(path):
+        return None
+    meta = files.read_json(path, "pretraining data description", expect=dict)
+    if meta.get("complete") is False:
+        raise UserInputError(f"{path}: the create_pretraining_data.py run writing this folder did not finish "
+                             "(killed?), so its shards may mix two runs; run it again")
+    shards, details = meta.get("shards"), meta.get("shard_files")
+    if meta.get("format") != META_FORMAT or not isinstance(shards, list) or not isinstance(details, dict):
+        raise UserInputError(f"{path}: no shard sizes and digests (written by an older create_pretraining_data.py), "
+                             "so nothing shows its shards belong to it; run create_pretraining_data.py again")
+    for name in shards:
+        entry = details.get(name) if isinstance(name, str) else None
+        if not (isinstance(entry, dict) and os.path.basename(name) == name and name not in ("", ".", "..")
+                and isinstance(entry.get("bytes"), int) and isinstance(entry.get("sha256"), str)):
+            raise UserInputError(f"{path}: shard entry {name!r} is not a file name with its size and digest")
+    for key, kind in (("max_seq_length", int), ("max_predictions_per_seq", int), ("next_sentence", bool)):
+        if not isinstance(meta.get(key), kind):
+            raise UserInputError(f"{path}: \"{key}\" must be {'an integer' if kind is int else 'true or false'}")
+    return meta
+
+
+def verified_shard(folder, name, meta):
+    """folder/name after checking it is the shard the folder's meta file describes (size, then sha256)."""
+    path = os.path.join(folder, name)
+    meta_path = os.path.join(folder, META_FILE)
+    expected = meta["shard_files"][name]
+    if not os.path.isfile(path):
+        raise UserInputError(f"{path}: missing ({meta_path} lists it); run create_pretraining_data.py again")
+    size = os.path.getsize(path)
+    if size != expected["bytes"]:
+        raise UserInputError(f"{path}: {size} bytes where {meta_path} records {expected['bytes']}: not the shard "
+                             "that run wrote; run create_pretraining_data.py again")
+    if sha256_of(path) != expected["sha256"]:
+        raise UserInputError(f"{path}: its sha256 differs from the one {meta_path} records: not the shard that run "
+                             "wrote; run create_pretraining_data.py again")
+    return path
+
+
+def _first_record_shape(paths):
+    """(max_seq_length, max_predictions_per_seq, next_sentence) read from the first record of `paths`."""
+    import tensorflow as tf
+    for path in paths:
+        try:
+            records = list(tf.data.TFRecordDataset(path).take(1).as_numpy_iterator())
+        except tf.errors.OpError as error:
+            raise UserInputError(f"{path}: not a readable TFRecord file ({error.message.splitlines()[0]})") from None
+        if not records:
+            continue
+        try:
+            feature = tf.train.Example.FromString(records[0]).features.feature
+        except Exception:  # protobuf's DecodeError
+            raise UserInputError(f"{path}: its records are not tf.train.Example protos") from None
+        if "input_ids" not in feature or "masked_lm_positions" not in feature:
+            raise UserInputError(f"{path}: not pretraining data (no input_ids / masked_lm_positions)")
+        return (len(feature["input_ids"].int64_list.value), len(feature["masked_lm_positions"].int64_list.value),
+                "next_sentence_labels" in feature)
+    raise UserInputError(f"{', '.join(paths)}: no records")
+
+
+def find_pretraining_data(spec):
+    """The pretraining data `spec` names: a folder create_pretraining_data.py wrote (its pretrain_meta.json
+    lists the shards), or TFRecord files, comma-separated and/or glob patterns (Google's --input_file).
+
+    Files in a folder that has a pretrain_meta.json must be shards it lists, and every shard used is
+    checked against the size and sha256 recorded there; files in a folder without one (e.g. made by
+    Google's create_pretraining_data.py) are read as they are, their shape taken from the first record.
+    Returns PretrainingFiles."""
+    parts = [part.strip() for part in spec.split(",") if part.strip()]
+    if not parts:
+        raise UserInputError(f"{spec!r} names no pretraining data")
+    if len(parts) == 1 and os.path.isdir(parts[0]):
+        folder = parts[0]
+        meta = read_meta(folder)
+        if meta is None:
+            raise UserInputError(f"{folder}: no {META_FILE} (create_pretraining_data.py writes it last, so a folder "
+                                 "without it was not written by it or not finished); run it again, or name the "
+                                 "TFRecord files")
+        return PretrainingFiles([verified_shard(folder, name, meta) for name in meta["shards"]],
+                                meta["max_seq_length"], meta["max_predictions_per_seq"], meta["next_sentence"],
+                                os.path.join(folder, META_FILE))
+    paths = set()
+    for part in parts:
+        if os.path.isdir(part):
+            raise UserInputError(f"{part} is a folder: give a data folder alone, or TFRecord files")
+        matched = glob.glob(part)
+        if not matched:
+            raise UserInputError(f"{part}: no such file (or nothing matches the pattern)")
+        paths.update(matched)
+    paths = sorted(paths)
+    metas, plain, shapes = {}, [], {}
+    for path in paths:
+        folder = os.path.dirname(path) or "."
+        if folder not in metas:
+            metas[folder] = read_meta(folder)
+        meta = metas[folder]
+        if meta is None:
+            plain.append(path)
+            continue
+        name = os.path.basename(path)
+        if name not in meta["shard_files"]:
+            raise UserInputError(f"{path}: not a shard {os.path.join(folder, META_FILE)} lists (a folder holds one "
+                                 "run's data, and this file is not that run's): name only the shards it lists, or "
+                                 "the folder")
+        verified_shard(folder, name, meta)
+        shapes.setdefault((meta["max_seq_length"], meta["max_predictions_per_seq"], meta["next_sentence"]),
+                          os.path.join(folder, META_FILE))
+    if plain:
+        shapes.setdefault(_first_record_shape(plain), plain[0])
+    if len(shapes) > 1:
+        raise UserInputError(f"{spec}: the files differ in (sequence length, predictions, next-sentence labels): "
+                             + "; ".join(f"{shape} in {where}" for shape, where in shapes.items()))
+    (seq_length, predictions, next_sentence), source = shapes.popitem()
+    return PretrainingFiles(paths, seq_length, predictions, next_sentence, source)

@@ -24,68 +24,79 @@ class SquadExample:
     title: str
     question: str
     context: str
-    answers: List[dict]  # [{"text", "answer_start"}]; the first one is trained on
+    answers: List[dict]  # [{"text", "answer_start" (None when absent)}]; the first one is trained on
     is_impossible: bool = False
 
 
 def read_squad_file(path, version_2=False):
     """SquadExamples from a SQuAD-format JSON file. Malformed files are errors naming the article and
-    question; an answer that cannot be found at its offset is skipped and counted in the log."""
+    question. Answer offsets are kept as they are: the official metrics read only answer texts (CMRC2018's
+    dev set gives secondary answers answer_start -1), and training checks the first answer's offset itself
+    (answer_recoverable), skipping a question whose first answer is not found there."""
     data = files.read_json(path, "SQuAD file")
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise UserInputError(f"{path}: expected SQuAD format, an object with a 'data' list of articles")
-    examples, unrecoverable = [], 0
+    examples = []
     for article_index, article in enumerate(data["data"]):
         title = str(article.get("title", f"article {article_index}")) if isinstance(article, dict) else ""
-
-        def need(obj, field, kind, where):
-            if not isinstance(obj, dict) or field not in obj:
-                raise UserInputError(f"{path}: {where}: missing field '{field}'")
-            if not isinstance(obj[field], kind):
-                names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
-                raise UserInputError(f"{path}: {where}: field '{field}' should be a {names}")
-            return obj[field]
-
-        for paragraph in need(article, "paragraphs", list, f"article '{title}'"):
-            context = need(paragraph, "context", str, f"article '{title}'")
-            for qa in need(paragraph, "qas", list, f"article '{title}'"):
-                qas_id = str(qa.get("id", "?")) if isinstance(qa, dict) else "?"
-                where = f"article '{title}', question {qas_id}"
-                need(qa, "id", (str, int), where)
-                question = need(qa, "question", str, where)
-                impossible = bool(qa.get("is_impossible", False)) if version_2 else False
-                answers = [] if impossible else need(qa, "answers", list, where)
-                checked = []
-                for answer in answers:
-                    text = need(answer, "text", str, where)
-                    start = need(answer, "answer_start", int, where)
-                    if not 0 <= start <= len(context) - len(text):
-                        raise UserInputError(f"{path}: {where}: answer_start {start} is outside the context "
-                                             f"({len(context)} characters)")
-                    checked.append({"text": text, "answer_start": start})
-                if not impossible and not checked:
-                    raise UserInputError(f"{path}: {where}: no answers (set is_impossible for SQuAD 2.0)")
-                examples.append(SquadExample(qas_id, title, question, context, checked, impossible))
-    for example in examples:
-        for answer in example.answers:
-            found = example.context[answer["answer_start"]:answer["answer_start"] + len(answer["text"])]
-            if found.strip() != answer["text"].strip():
-                unrecoverable += 1
-                logging.warning("%s: question %s: the answer %r is not at its offset (found %r)", path,
-                                example.qas_id, answer["text"], found)
-                break
+        for paragraph in _field(path, article, "paragraphs", list, f"article '{title}'"):
+            context = _field(path, paragraph, "context", str, f"article '{title}'")
+            for qa in _field(path, paragraph, "qas", list, f"article '{title}'"):
+                examples.append(_read_question(path, qa, title, context, version_2))
+    if not examples:
+        raise UserInputError(f"{path}: no questions (its 'data' list holds no article with a question)")
+    unrecoverable = [e for e in examples if not answer_recoverable(e)]
+    for example in unrecoverable[:20]:
+        answer = example.answers[0]
+        logging.warning("%s: question %s: the first answer %r is not at its offset %r", path, example.qas_id,
+                        answer["text"], answer["answer_start"])
     if unrecoverable:
-        logging.warning("%s: %d answer(s) do not match the context at their offset; those questions are "
-                        "skipped in training", path, unrecoverable)
+        logging.warning("%s: %d question(s) whose first answer does not match the context at its offset are "
+                        "skipped in training", path, len(unrecoverable))
     return examples
 
 
+def _field(path, obj, field, kind, where):
+    """obj[field], which must be a `kind`; otherwise an error naming the file and `where`."""
+    if not isinstance(obj, dict):
+        raise UserInputError(f"{path}: {where}: expected an object with a field '{field}', found "
+                             f"{type(obj).__name__}")
+    if field not in obj:
+        raise UserInputError(f"{path}: {where}: missing field '{field}'")
+    if not isinstance(obj[field], kind) or isinstance(obj[field], bool):
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise UserInputError(f"{path}: {where}: field '{field}' should be a {names}")
+    return obj[field]
+
+
+def _read_question(path, qa, title, context, version_2):
+    """One question of a paragraph as a SquadExample. Every answer needs its text; answer_start, when
+    given, must be an integer, but need not point at the text."""
+    qas_id = str(qa.get("id", "?")) if isinstance(qa, dict) else "?"
+    where = f"article '{title}', question {qas_id}"
+    _field(path, qa, "id", (str, int), where)
+    question = _field(path, qa, "question", str, where)
+    impossible = bool(qa.get("is_impossible", False)) if version_2 else False
+    answers = []
+    for answer in [] if impossible else _field(path, qa, "answers", list, where):
+        text = _field(path, answer, "text", str, where)
+        start = _field(path, answer, "answer_start", int, where) if "answer_start" in answer else None
+        answers.append({"text": text, "answer_start": start})
+    if not impossible and not answers:
+        raise UserInputError(f"{path}: {where}: no answers (set is_impossible for SQuAD 2.0)")
+    return SquadExample(qas_id, title, question, context, answers, impossible)
+
+
 def answer_recoverable(example):
+    """Whether training can use the example: it is unanswerable, or its first answer's text is found in
+    the context at its answer_start (the other answers serve evaluation alone, which reads no offsets)."""
     if example.is_impossible:
         return True
     answer = example.answers[0]
-    found = example.context[answer["answer_start"]:answer["answer_start"] + len(answer["text"])]
-    return found.strip() == answer["text"].strip()
+    start = answer["answer_start"]
+    if start is None or start < 0:
+        return False
+    return example.context[start:start + len(answer["text"])].strip() == answer["text"].strip()
 
 
 @dataclasses.dataclass
@@ -251,62 +262,115 @@ def squad_exact(prediction, gold):
 
 
 def squad_f1(prediction, gold):
+    """SQuAD v1.1's F1: 0 whenever no token is shared, so an empty answer scores 0 even against an
+    empty gold (a gold such as "." normalises to nothing)."""
+    return _f1(normalize_answer(prediction).split(), normalize_answer(gold).split())
+
+
+def squad2_f1(prediction, gold):
+    """SQuAD v2.0's F1: as v1.1's, except that an empty prediction or gold scores 1 when both are empty."""
     prediction_tokens, gold_tokens = normalize_answer(prediction).split(), normalize_answer(gold).split()
-    if not prediction_tokens or not gold_tokens:  # SQuAD 2.0: empty against empty is a match
+    if not prediction_tokens or not gold_tokens:
         return float(prediction_tokens == gold_tokens)
     return _f1(prediction_tokens, gold_tokens)
 
 
+def gold_answers(example, version):
+    """The gold texts the official script of `version` compares a prediction with: v1.1 and CMRC2018
+    take every answer; v2.0 drops answers that normalise to nothing, and a question left with none
+    (unanswerable) has the single gold answer ""."""
+    texts = [answer["text"] for answer in example.answers]
+    if version != "2.0":
+        return texts
+    return [text for text in texts if normalize_answer(text)] or [""]
+
+
+# CMRC2018's punctuation list; its "……" is two characters, which no single character equals, so "…" is kept.
 CMRC_PUNCTUATION = set("-:_*^/\\~`+=，。：？！“”；’《》·、「」（）－～『』") | {"……"}
 
 
+def _without_cmrc_punctuation(text):
+    """What CMRC2018's EM compares: the text lower-cased and stripped, without its punctuation marks."""
+    return "".join(c for c in text.lower().strip() if c not in CMRC_PUNCTUATION)
+
+
 def _cmrc_segments(text):
-    """Lower-cased, stripped text as CMRC2018 segments: each CJK character (U+4E00..U+9FA5) and each
-    listed punctuation mark on its own, other runs split into words."""
+    """CMRC2018's F1 segments: the text lower-cased, stripped and rid of its punctuation marks first (so
+    "v-22" is the one word "v22"), then each CJK character (U+4E00..U+9FA5) on its own and each run of
+    other characters split into words."""
     segments, run = [], []
-
-    def flush():
-        if run:
-            segments.extend(_ptb_words("".join(run)))
+    for char in _without_cmrc_punctuation(text):
+        if "\u4e00" <= char <= "\u9fa5":
+            segments.extend(_treebank_words("".join(run)))
             run.clear()
-
-    for char in text.lower().strip():
-        if "\u4e00" <= char <= "\u9fa5" or char in CMRC_PUNCTUATION:
-            flush()
             segments.append(char)
         else:
             run.append(char)
-    flush()
+    segments.extend(_treebank_words("".join(run)))
     return segments
 
 
-def _ptb_words(text):
-    """A Penn-Treebank-style word split (what NLTK's word_tokenize does for these short runs):
-    whitespace-separated, with punctuation at word edges and clitics ('s, n't) split off."""
-    words = []
-    for word in text.split():
-        prefix = []
-        while word and word[0] in "\"'([{<":
-            prefix.append(word[0])
-            word = word[1:]
-        suffix = []
-        while word and word[-1] in "\"')]}>.,;:!?" and not (word[-1] == "." and len(word) > 1 and word[-2].isdigit()):
-            suffix.insert(0, word[-1])
-            word = word[:-1]
-        match = re.match(r"^(.+?)('s|'re|'ve|'ll|'d|'m|n't)$", word, re.IGNORECASE)
-        middle = [match.group(1), match.group(2)] if match else ([word] if word else [])
-        words.extend(prefix + middle + suffix)
-    return words
+# Penn Treebank word splitting as NLTK's word_tokenize does it (the tokenizer of CMRC2018's script): rewrites,
+# in this order, that pad tokens with spaces, then a split on whitespace. NLTK's sentence splitting before it
+# is not reproduced; it matters only for a run holding an abbreviation with periods ("t.f. gilbert")
+# followed by more words, 6 of the 4,658 runs in CMRC2018's dev and trial contexts.
+_OPENING_QUOTES = [
+    (r"([«“‘„]|`+)", r" \1 "),
+    (r'^"', "``"),
+    (r"(``)", r" \1 "),
+    (r"""([ (\[{<])("|'')""", r"\1 `` "),
+    (r"(?i)(')(?!re|ve|ll|m|t|s|d)(\w)\b", r"\1 \2"),
+]
+_CLOSERS = "\\])}>\"'»”’"
+_PUNCTUATION_MARKS = [
+    (r"([^.])(\.)([" + _CLOSERS + r" ]*)\s*$", r"\1 \2 \3 "),  # the final period
+    (r"([:,])([^\d])", r" \1 \2"),  # a comma or colon not inside a number
+    (r"([:,])$", r" \1 "),
+    (r"\.\.\.", " ... "),
+    (r"[;@#$%&]", r" \g<0> "),
+    (r"[?!]", r" \g<0> "),
+    (r"([^'])' ", r"\1 ' "),
+    (r"[\][(){}<>]", r" \g<0> "),
+    (r"--", " -- "),
+]
+_CLOSING_QUOTES_AND_CLITICS = [
+    (r"([»”’])", r" \1 "),
+    (r'"', " '' "),
+    (r"(\S)('')", r"\1 \2 "),
+    (r"([^' ])('[sSmMdD]|') ", r"\1 \2 "),
+    (r"([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) ", r"\1 \2 "),
+    (r"(?i)\b(can)(not)\b", r" \1 \2 "),
+    (r"(?i)\b(d)('ye)\b", r" \1 \2 "),
+    (r"(?i)\b(gim|lem)(me)\b", r" \1 \2 "),
+    (r"(?i)\b(gon)(na)\b", r" \1 \2 "),
+    (r"(?i)\b(got)(ta)\b", r" \1 \2 "),
+    (r"(?i)\b(mor)('n)\b", r" \1 \2 "),
+    (r"(?i)\b(wan)(na)\s", r" \1 \2 "),
+    (r"(?i) ('t)(is)\b", r" \1 \2 "),
+    (r"(?i) ('t)(was)\b", r" \1 \2 "),  # after 'tis, which may put the space before it
+]
+_TREEBANK_RULES = [[(re.compile(pattern), replacement) for pattern, replacement in rules]
+                   for rules in (_OPENING_QUOTES, _PUNCTUATION_MARKS, _CLOSING_QUOTES_AND_CLITICS)]
+
+
+def _treebank_words(text):
+    """Words of a run of non-CJK text by the Penn Treebank conventions: punctuation, brackets and clitics
+    ('s, n't) split off, a period only at the end, double quotes as `` and ''."""
+    opening, marks, closing = _TREEBANK_RULES
+    for pattern, replacement in opening + marks:
+        text = pattern.sub(replacement, text)
+    text = f" {text} "
+    for pattern, replacement in closing:
+        text = pattern.sub(replacement, text)
+    return text.split()
 
 
 def cmrc_exact(prediction, gold):
-    strip = lambda t: "".join(c for c in t.lower().strip() if c not in CMRC_PUNCTUATION)
-    return float(strip(prediction) == strip(gold))
+    return float(_without_cmrc_punctuation(prediction) == _without_cmrc_punctuation(gold))
 
 
 def cmrc_f1(prediction, gold):
-    pred = [s for s in _cmrc_segments(prediction) if s not in CMRC_PUNCTUATION]
-    ref = [s for s in _cmrc_segments(gold) if s not in CMRC_PUNCTUATION]
+    pred, ref = _cmrc_segments(prediction), _cmrc_segments(gold)
     longest = 0
     table = [0] * (len(ref) + 1)
     for p in pred:  # longest common contiguous run of segments
@@ -322,16 +386,20 @@ def cmrc_f1(prediction, gold):
     return 2 * precision * recall / (precision + recall)
 
 
-def evaluate(examples, predictions, version="1.1", null_odds=None):
-    """Official metrics x 100. version "1.1", "2.0" (HasAns/NoAns splits and the best threshold when
-    null_odds are given) or "cmrc" (CMRC2018's character-level EM and F1, and their average)."""
-    exact_fn, f1_fn = (cmrc_exact, cmrc_f1) if version == "cmrc" else (squad_exact, squad_f1)
+METRICS = {"1.1": (squad_exact, squad_f1), "2.0": (squad_exact, squad2_f1), "cmrc": (cmrc_exact, cmrc_f1)}
+
+
+def evaluate(examples, predictions, version="1.1", null_odds=None, null_odds_threshold=1.0):
+    """Official metrics x 100, each version as its own official script computes them. version "1.1",
+    "2.0" (HasAns/NoAns splits and, with null_odds, the best threshold) or "cmrc" (CMRC2018's
+    character-level EM and F1, and their average). With null_odds, v2.0 scores a question whose odds
+    exceed null_odds_threshold (the official --na-prob-thresh, 1.0) as if it had answered "". A question
+    without a prediction scores 0, as v1.1's and CMRC2018's scripts count it (v2.0's fails with a KeyError)."""
+    exact_fn, f1_fn = METRICS[version]
     exact, f1, has_answer = {}, {}, {}
     for example in examples:
-        golds = [a["text"] for a in example.answers if normalize_answer(a["text"]) or version == "cmrc"]
-        if not golds:
-            golds = [""]
-        has_answer[example.qas_id] = golds != [""]
+        golds = gold_answers(example, version)
+        has_answer[example.qas_id] = bool(example.answers)  # v2.0's HasAns: any answer listed at all
         if example.qas_id not in predictions:
             logging.warning("no prediction for question %s: counted as wrong", example.qas_id)
             exact[example.qas_id] = f1[example.qas_id] = 0.0
@@ -340,32 +408,45 @@ def evaluate(examples, predictions, version="1.1", null_odds=None):
         exact[example.qas_id] = max(exact_fn(prediction, g) for g in golds)
         f1[example.qas_id] = max(f1_fn(prediction, g) for g in golds)
     ids = list(exact)
-    result = {"exact_match": 100.0 * sum(exact.values()) / len(ids), "f1": 100.0 * sum(f1.values()) / len(ids),
-              "total": len(ids)}
-    if version == "cmrc":
-        result["average"] = (result["exact_match"] + result["f1"]) / 2
-    if version == "2.0":
-        for name, keep in (("HasAns", True), ("NoAns", False)):
-            subset = [i for i in ids if has_answer[i] == keep]
-            if subset:
-                result[f"{name}_exact"] = 100.0 * sum(exact[i] for i in subset) / len(subset)
-                result[f"{name}_f1"] = 100.0 * sum(f1[i] for i in subset) / len(subset)
-                result[f"{name}_total"] = len(subset)
-        if null_odds:
-            for name, scores in (("exact", exact), ("f1", f1)):
-                best, threshold = _best_threshold(ids, scores, null_odds, has_answer, predictions)
-                result[f"best_{name}"], result[f"best_{name}_thresh"] = best, threshold
+    if version != "2.0":
+        result = _averages(ids, exact, f1)
+        if version == "cmrc":
+            result["average"] = (result["exact_match"] + result["f1"]) / 2
+        return result
+    thresholded_exact, thresholded_f1 = dict(exact), dict(f1)
+    for qas_id in ids:
+        if null_odds and qas_id in predictions and null_odds.get(qas_id, 0.0) > null_odds_threshold:
+            thresholded_exact[qas_id] = thresholded_f1[qas_id] = float(not has_answer[qas_id])
+    result = _averages(ids, thresholded_exact, thresholded_f1)
+    for name, keep in (("HasAns", True), ("NoAns", False)):
+        subset = [i for i in ids if has_answer[i] == keep]
+        if subset:
+            for key, value in _averages(subset, thresholded_exact, thresholded_f1).items():
+                result[f"{name}_{'exact' if key == 'exact_match' else key}"] = value
+    if null_odds:
+        for name, scores in (("exact", exact), ("f1", f1)):
+            best, threshold = _best_threshold(ids, scores, null_odds, has_answer, predictions)
+            result[f"best_{name}"], result[f"best_{name}_thresh"] = best, threshold
     return result
 
 
+def _averages(ids, exact, f1):
+    """Mean EM and F1 x 100 over the questions `ids`."""
+    return {"exact_match": 100.0 * sum(exact[i] for i in ids) / len(ids),
+            "f1": 100.0 * sum(f1[i] for i in ids) / len(ids), "total": len(ids)}
+
+
 def _best_threshold(ids, scores, null_odds, has_answer, predictions):
-    """The null-odds threshold that maximises the score when every question above it answers ""."""
-    score = current = float(sum(1 for i in ids if not has_answer[i]))  # answer "" everywhere
+    """The null-odds threshold that maximises the score when every question above it answers "" (v2.0's
+    find_best_thresh): from "" everywhere (each NoAns question right), questions are answered in order of
+    increasing odds, a HasAns question adding its score, a NoAns one losing its point if it answers text."""
+    score = current = float(sum(1 for i in ids if not has_answer[i]))
     best_threshold = 0.0
     for qas_id in sorted(ids, key=lambda i: null_odds.get(i, 0.0)):
-        if not predictions.get(qas_id):
-            continue  # already "": no change
-        current += scores[qas_id] - (0.0 if has_answer[qas_id] else 1.0)
+        if has_answer[qas_id]:
+            current += scores[qas_id]
+        elif predictions.get(qas_id):
+            current -= 1.0
         if current > score:
             score, best_threshold = current, null_odds.get(qas_id, 0.0)
     return 100.0 * score / len(ids), best_threshold

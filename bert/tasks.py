@@ -211,7 +211,8 @@ class ClassificationScorer(Scorer):
         self.multi_label = multi_label
 
     def score(self, result):
-        report = {"loss": float(result["eval_loss"]), "global_step": int(result["global_step"])}
+        report = {"loss": float(result["eval_loss"]), "global_step": int(result["global_step"]),
+                  "eval_loss": float(result["eval_loss"])}  # Google's eval_results.txt name, beside ours
         if self.multi_label:
             counts = np.asarray(result["label_counts"])  # [labels, (tp, fp, fn)]
             tp, fp, fn = counts[:, 0], counts[:, 1], counts[:, 2]
@@ -223,7 +224,7 @@ class ClassificationScorer(Scorer):
             fp = confusion.sum(0) - tp
             fn = confusion.sum(1) - tp
             support = confusion.sum(1)
-            report["accuracy"] = float(result["accuracy"])
+            report["accuracy"] = report["eval_accuracy"] = float(result["accuracy"])
             report["confusion_matrix"] = {"labels": self.labels, "rows_are": "true label",
                                           "matrix": confusion.tolist()}
         precision = np.divide(tp, tp + fp, out=np.zeros(len(tp)), where=(tp + fp) > 0)

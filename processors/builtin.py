@@ -17,7 +17,10 @@ Fixed layouts, read the way google-research/bert's run_classifier.py reads them:
 Tab-separated files are read with quoting off: MRPC has sentences that open a double quote and
 never close it.
 """
+import json
 from typing import List
+
+from absl import logging
 
 from bert.errors import UserInputError
 
@@ -73,12 +76,15 @@ class CsvProcessor(TableProcessor):
 @register_processor("jsonl")
 class JsonLinesProcessor(DataProcessor):
     """One JSON object per line; text_a, text_b and label are fields named by the options. A label
-    that is a number becomes its string; with multi_label a label may also be a JSON array."""
+    that is a number becomes its string, a whole number without a decimal point (1 and 1.0 are the
+    one class "1"; a fractional one such as 2.5 gets a warning); with multi_label a label may also
+    be a JSON array."""
     extensions = (".json", ".jsonl")
 
     def read_examples(self, path, split) -> List[InputExample]:
         options = self.options
         examples = []
+        fractional = []  # (line, label) of labels that are numbers but not whole ones
         for line, record in read_json_lines(path):
             where = f"{path}:{line}"
             text_a = self._text(record, options.text_a_column, where, required=True)
@@ -86,10 +92,17 @@ class JsonLinesProcessor(DataProcessor):
             if options.label_column not in record and split != "test":
                 raise UserInputError(f"{where}: no field '{options.label_column}' (the label); "
                                      f"the object's fields are {sorted(record)}")
-            label = self._label(record.get(options.label_column), options.label_column, where)
+            raw = record.get(options.label_column)
+            label = self._label(raw, options.label_column, where)
+            if any(isinstance(value, float) and not value.is_integer() for value in _as_list(raw)):
+                fractional.append((line, raw))
             examples.append(self.make_example(split, len(examples), path, line, text_a, text_b, label,
                                               text_a_name=f"field '{options.text_a_column}'",
                                               label_name=f"field '{options.label_column}'"))
+        if fractional:
+            line, raw = fractional[0]
+            logging.warning("%s:%d: the label %s is not a whole number; each distinct value is a class of its own "
+                            "(%d line(s) of the file have such labels)", path, line, json.dumps(raw), len(fractional))
         return examples
 
     @staticmethod
@@ -113,11 +126,23 @@ class JsonLinesProcessor(DataProcessor):
         if isinstance(value, bool):
             raise UserInputError(f"{where}: field '{field}' (the label) is a boolean; write it as a string")
         if isinstance(value, (int, float)):
-            return str(value)
-        if isinstance(value, list) and all(isinstance(part, (str, int)) for part in value):
-            return [str(part) for part in value]
+            return _number_label(value)
+        if isinstance(value, list) and all(isinstance(part, (str, int, float)) and not isinstance(part, bool)
+                                           for part in value):
+            return [part if isinstance(part, str) else _number_label(part) for part in value]
         raise UserInputError(f"{where}: field '{field}' (the label) is {json_type(value)}, "
                              "expected a string or a number")
+
+
+def _number_label(value) -> str:
+    """A JSON number as a class name: whole numbers without a decimal point (1.0 -> "1", like 1)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _as_list(value):
+    return value if isinstance(value, list) else [value]
 
 
 # --- fixed layouts (google-research/bert's run_classifier.py) ---------------------------------

@@ -1,7 +1,7 @@
 """Reading data files row by row, with every mistake reported as "path:line: what is wrong".
 
 Line numbers are 1-based and count the header as line 1. A UTF-8 byte order mark and CRLF line
-ends are accepted everywhere.
+ends are accepted everywhere; a row repeating the header is skipped with a warning.
 """
 import codecs
 import csv
@@ -9,6 +9,8 @@ import dataclasses
 import io
 import json
 from typing import Iterator, List, Optional, Tuple
+
+from absl import logging
 
 from bert.errors import UserInputError
 
@@ -97,7 +99,7 @@ def read_table(path, file_format, has_header=True, num_columns=None) -> Table:
         if not rows:
             raise UserInputError(f"{path}: the file is empty; a header row was expected")
         header = [name.strip() for name in rows[0][1]]
-        rows = rows[1:]
+        rows = [(line, fields) for line, fields in rows[1:] if not _repeats_header(path, line, fields, header)]
         allowed, why = (len(header),), " (as in the header)"
     elif num_columns is not None:
         allowed = (num_columns,) if isinstance(num_columns, int) else tuple(num_columns)
@@ -114,6 +116,15 @@ def read_table(path, file_format, has_header=True, num_columns=None) -> Table:
                 raise UserInputError(f"{path}:{line}: expected {expected} columns{why}, "
                                      f"found {len(fields)}{hint}")
     return Table(path, header, rows)
+
+
+def _repeats_header(path, line, fields, header) -> bool:
+    """True (with a warning) for a row equal to the header, as concatenated files have: it is skipped
+    rather than read as an example whose label is the label column's name."""
+    if [field.strip() for field in fields] != header:
+        return False
+    logging.warning("%s:%d: this row repeats the header row (were files concatenated?); it is skipped", path, line)
+    return True
 
 
 _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number",

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert import checkpoint, modeling
+import safetensors.numpy
+
+from bert import checkpoint, model_fn, modeling, optimization, tasks
 from bert.errors import UserInputError
 from conftest import REPO, run_in_graph, shared_path, tiny_config
 
@@ -97,7 +99,7 @@ def test_safetensors_round_trip_and_bfloat16(tmp_path):
     np.testing.assert_array_equal(checkpoint.read_safetensors(str(tmp_path / "bf16.safetensors"))["b"], [1.5, -2.0])
 
     (tmp_path / "short.safetensors").write_bytes(struct.pack("<Q", 1000) + b"{}")
-    with pytest.raises(UserInputError, match="runs past the end"):
+    with pytest.raises(UserInputError, match="short.safetensors: not a valid safetensors file .*header length"):
         checkpoint.read_safetensors(str(tmp_path / "short.safetensors"))
 
 
@@ -236,3 +238,181 @@ def test_minilm_from_the_package_reproduces_its_reference(tmp_path):
     embedding /= np.linalg.norm(embedding, axis=1, keepdims=True)
     cosine = (embedding * reference["sentence_embedding"]).sum(1)
     assert cosine.min() >= 0.99999
+
+
+def test_safetensors_written_and_read_like_the_reference_library(tmp_path):
+    # A transposed view, a scalar and a bfloat16 tensor saved by the safetensors package itself.
+    bfloat16 = tf.bfloat16.as_numpy_dtype
+    matrix = np.arange(6, dtype=np.float32).reshape(2, 3)
+    path = str(tmp_path / "ours.safetensors")
+    checkpoint.write_safetensors({"t": matrix.T, "s": np.asarray(2.5)}, path)
+    again = safetensors.numpy.load_file(path)
+    np.testing.assert_array_equal(again["t"], matrix.T)  # the data of the view, not of its base
+    assert again["s"].shape == () and again["s"] == 2.5
+
+    theirs = str(tmp_path / "theirs.safetensors")
+    safetensors.numpy.save_file({"b": np.array([[1.5, -2.0], [0.25, 3.0]], bfloat16),
+                                 "i": np.arange(3, dtype=np.int32)}, theirs)
+    read = checkpoint.read_safetensors(theirs)
+    assert read["b"].dtype == np.float32 and read["i"].dtype == np.int32
+    np.testing.assert_array_equal(read["b"], [[1.5, -2.0], [0.25, 3.0]])
+
+
+def raw_safetensors(path, header, body=b"\0" * 8):
+    head = header if isinstance(header, bytes) else json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(head)) + head + body)
+    return str(path)
+
+
+def test_malformed_safetensors_headers_are_one_line_errors(tmp_path):
+    cases = {
+        "list": ([{"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}], "not a valid safetensors file"),
+        "no_offsets": ({"w": {"dtype": "F32", "shape": [2]}}, "missing field `data_offsets`"),
+        "past_the_end": ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 800]}}, "offset"),
+        "shape_and_bytes_differ": ({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, "offset"),
+        "overlapping": ({"v": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                         "w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, "offset"),
+        "unknown_dtype": ({"w": {"dtype": "Q7", "shape": [2], "data_offsets": [0, 8]}}, "unknown variant `Q7`"),
+        "float8": ({"w": {"dtype": "F8_E4M3", "shape": [8], "data_offsets": [0, 8]}}, "unsupported dtype F8_E4M3"),
+        "entry_not_an_object": ({"w": "x"}, "not a valid safetensors file"),
+        "not_json": (b"{not json", "not a valid safetensors file"),
+    }
+    for name, (header, message) in cases.items():
+        path = raw_safetensors(tmp_path / f"{name}.safetensors", header)
+        with pytest.raises(UserInputError) as caught:
+            checkpoint.read_safetensors(path)
+        text = str(caught.value)
+        assert text.startswith(f"{path}: ") and message in text, (name, text)
+        assert "\n" not in text, name
+
+    # Through the converter too: the error names the folder's weights file.
+    hf_folder(str(tmp_path / "hf"), tiny_config(), with_heads=False)
+    raw_safetensors(tmp_path / "hf" / "model.safetensors", [1, 2])
+    with pytest.raises(UserInputError, match=r"hf/model.safetensors: not a valid safetensors file"):
+        checkpoint.hf_to_google(str(tmp_path / "hf"), str(tmp_path / "google"))
+    assert not (tmp_path / "google").exists()
+
+
+# A config field set to disagree with the weights: (value, Hugging Face weight and shape, the shape the config
+# implies for it, Google weight and shape, the shape implied for that). Hugging Face keeps linear weights as
+# [out, in], Google's kernels are [in, out].
+MISMATCHES = {
+    "hidden_size": (64, "bert.embeddings.word_embeddings.weight [99, 32]", "[99, 64] (vocab_size, hidden_size)",
+                    "bert/embeddings/word_embeddings [99, 32]", "[99, 64] (vocab_size, hidden_size)"),
+    "vocab_size": (100, "bert.embeddings.word_embeddings.weight [99, 32]", "[100, 32] (vocab_size, hidden_size)",
+                   "bert/embeddings/word_embeddings [99, 32]", "[100, 32] (vocab_size, hidden_size)"),
+    "max_position_embeddings": (
+        128, "bert.embeddings.position_embeddings.weight [64, 32]", "[128, 32] (max_position_embeddings, hidden_size)",
+        "bert/embeddings/position_embeddings [64, 32]", "[128, 32] (max_position_embeddings, hidden_size)"),
+    "type_vocab_size": (3, "bert.embeddings.token_type_embeddings.weight [2, 32]", "[3, 32] (type_vocab_size, hidden_size)",
+                        "bert/embeddings/token_type_embeddings [2, 32]", "[3, 32] (type_vocab_size, hidden_size)"),
+    "intermediate_size": (
+        40, "bert.encoder.layer.0.intermediate.dense.weight [37, 32]", "[40, 32] (intermediate_size, hidden_size)",
+        "bert/encoder/layer_0/intermediate/dense/kernel [32, 37]", "[32, 40] (hidden_size, intermediate_size)"),
+}
+
+
+@pytest.mark.parametrize("field", sorted(MISMATCHES) + ["num_hidden_layers"])
+@pytest.mark.parametrize("direction", ["hf_to_tf", "tf_to_hf"])
+def test_conversion_refuses_a_config_that_does_not_match_the_weights(tmp_path, direction, field):
+    hf_folder(str(tmp_path / "hf"), tiny_config(), with_heads=True)
+    if direction == "hf_to_tf":
+        source, config_path, weights = tmp_path / "hf", tmp_path / "hf" / "config.json", tmp_path / "hf" / "model.safetensors"
+        convert = checkpoint.hf_to_google
+    else:
+        checkpoint.hf_to_google(str(tmp_path / "hf"), str(tmp_path / "google"))
+        source, config_path, weights = (tmp_path / "google", tmp_path / "google" / "bert_config.json",
+                                        tmp_path / "google" / "bert_model.ckpt")
+        convert = checkpoint.google_to_hf
+    config = json.loads(config_path.read_text())
+    if field == "num_hidden_layers":  # fewer layers than the weights have: the others were dropped silently
+        config[field] = 1
+        expected = f"{weights}: the weights have 2 encoder layers but {config_path} implies 1 (num_hidden_layers)"
+    else:
+        config[field], hf_weight, hf_implied, google_weight, google_implied = MISMATCHES[field]
+        weight, implied = (hf_weight, hf_implied) if direction == "hf_to_tf" else (google_weight, google_implied)
+        name, shape = weight.split(" ", 1)
+        expected = f"{weights}: {name} has shape {shape} but {config_path} implies {implied}"
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(UserInputError) as caught:
+        convert(str(source), str(tmp_path / "out"))
+    assert str(caught.value) == expected
+    assert sorted(os.listdir(tmp_path)) == sorted(["hf", "google"] if direction == "tf_to_hf" else ["hf"])
+
+
+def test_convert_script_refuses_a_mismatched_config_in_one_line(tmp_path):
+    hf_folder(str(tmp_path / "hf"), tiny_config(), with_heads=False)
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    config["hidden_size"] = 64
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(config))
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "convert_checkpoint.py"), "--direction=hf_to_tf",
+         f"--input_dir={tmp_path / 'hf'}", f"--output_dir={tmp_path / 'out'}"],
+        capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'hf' / 'model.safetensors'}: embeddings.word_embeddings.weight has shape [99, 32] "
+        f"but {tmp_path / 'hf' / 'config.json'} implies [99, 64] (vocab_size, hidden_size)")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def damage(prefix, how):
+    """Breaks a checkpoint the ways a copy or a full disk does."""
+    data = prefix + ".data-00000-of-00001"
+    if how == "index_cut_in_half":
+        raw = open(prefix + ".index", "rb").read()
+        open(prefix + ".index", "wb").write(raw[:len(raw) // 2])
+    elif how == "index_empty":
+        open(prefix + ".index", "wb").close()
+    elif how == "data_cut_in_half":
+        raw = open(data, "rb").read()
+        open(data, "wb").write(raw[:len(raw) // 2])
+    elif how == "data_one_byte_short":
+        raw = open(data, "rb").read()
+        open(data, "wb").write(raw[:-1])
+    elif how == "data_missing":
+        os.remove(data)
+
+
+DAMAGE = {"index_cut_in_half": "unreadable checkpoint index", "index_empty": "unreadable checkpoint index",
+          "data_cut_in_half": "the checkpoint is truncated", "data_one_byte_short": "the checkpoint is truncated",
+          "data_missing": "lacks its data file"}
+
+
+@pytest.mark.parametrize("how", sorted(DAMAGE))
+def test_damaged_checkpoint_is_named_in_one_line(tmp_path, how):
+    prefix = save({"a": np.arange(1000, dtype=np.float32), "b": np.ones([3, 5], np.float32),
+                   "global_step": np.int64(7)}, str(tmp_path))
+    assert checkpoint.resolve_checkpoint(str(tmp_path)) == prefix  # whole, it opens
+    damage(prefix, how)
+    for path in (str(tmp_path), prefix):  # a folder or a prefix, as --init_checkpoint takes either
+        with pytest.raises(UserInputError) as caught:
+            checkpoint.resolve_checkpoint(path)
+        assert str(caught.value).startswith(f"{prefix}: ") and DAMAGE[how] in str(caught.value)
+        assert "\n" not in str(caught.value)
+    with pytest.raises(UserInputError, match=DAMAGE[how]):
+        checkpoint.read_checkpoint(str(tmp_path))
+
+
+@pytest.mark.parametrize("how", ["index_cut_in_half", "data_cut_in_half"])
+def test_damaged_init_checkpoint_fails_before_training(tmp_path, how):
+    config = tiny_config()
+    hf_folder(str(tmp_path / "hf"), config, with_heads=False)
+    checkpoint.hf_to_google(str(tmp_path / "hf"), str(tmp_path / "google"))
+    damage(str(tmp_path / "google" / "bert_model.ckpt"), how)
+    task = tasks.ClassificationTask(["a", "b"], None, 8)
+    optimizer_config = optimization.OptimizerConfig(learning_rate=1e-3, num_train_steps=2, num_warmup_steps=0)
+    bert = tf.estimator.Estimator(model_fn.model_fn_builder(task, config, str(tmp_path / "google"), optimizer_config),
+                                  model_dir=str(tmp_path / "run"))
+
+    def input_fn():
+        features = {"input_ids": [[2, 5, 6, 3, 0, 0, 0, 0]], "input_mask": [[1, 1, 1, 1, 0, 0, 0, 0]],
+                    "segment_ids": [[0] * 8], "label_ids": [1]}
+        return tf.data.Dataset.from_tensors({k: tf.constant(v) for k, v in features.items()}).repeat()
+
+    with pytest.raises(UserInputError) as caught:
+        bert.train(input_fn, max_steps=2)
+    assert str(caught.value).startswith(f"{tmp_path / 'google' / 'bert_model.ckpt'}: ")
+    assert DAMAGE[how] in str(caught.value)
+    assert tf.train.latest_checkpoint(str(tmp_path / "run")) is None  # not one step was taken

@@ -17,7 +17,7 @@ import extract_features
 import predict
 import run_classifier
 import run_fewshot
-from bert import estimator, export, fewshot, input_pipeline, model_fn, tasks, tokenization
+from bert import estimator, export, fewshot, files, input_pipeline, model_fn, tasks, tokenization
 from bert.errors import UserInputError
 from conftest import REPO, shared_path, tiny_config
 from processors import InputExample
@@ -331,6 +331,19 @@ def test_predict_script_over_tsv_and_text_file(world, tmp_path):
     assert float(lines[1][2]) == pytest.approx(max(float(x) for x in lines[1][3:6]), abs=1e-6)
 
 
+def test_predict_script_output_stays_rectangular(world, tmp_path):
+    """A text holding a tab or a backslash is escaped (bert.files.write_tsv), not cut into columns or changed."""
+    lines_in = ["the\tplot was bad", "a back\\slash \\t good", "it is great"]
+    (tmp_path / "texts.txt").write_text("\n".join(lines_in) + "\n", encoding="utf-8")
+    run_flags("predict", saved_model_dir=world["exports"]["single"], predict_file=tmp_path / "texts.txt",
+              output_file=tmp_path / "out.tsv", predict_batch_size=2)
+    predict.main([])
+    lines = (tmp_path / "out.tsv").read_text(encoding="utf-8").split("\n")
+    assert lines[0].split("\t") == ["text_a", "label", "probability", "neg", "pos"]
+    assert lines[-1] == "" and all(len(line.split("\t")) == 5 for line in lines[1:-1])
+    assert [files.unescape_tsv_field(line.split("\t")[0]) for line in lines[1:-1]] == lines_in
+
+
 def test_extract_features(world, tmp_path):
     root = world["root"]
     texts = world["texts"][:10]
@@ -355,6 +368,19 @@ def test_extract_features(world, tmp_path):
               input_file=tmp_path / "texts.txt", output_dir=tmp_path / "features2")
     extract_features.main([])
     np.testing.assert_allclose(np.load(str(tmp_path / "features2" / "mean_emb.npy")), out["mean_emb"], atol=1e-6)
+
+    # Google's JSON lines (--output_file) from the same folder: layer -1 is top_layer_emb, to 6 decimals.
+    run_flags("extract_features", model_dir=root / "fewshot_out", input_file=tmp_path / "texts.txt",
+              output_file=tmp_path / "features.jsonl", layers="-1,0", batch_size=3)
+    extract_features.main([])
+    records = [json.loads(line) for line in (tmp_path / "features.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [record["linex_index"] for record in records] == list(range(10))
+    assert " ".join(feature["token"] for feature in records[0]["features"]) == tokens[0]
+    for record, top_layer in zip(records, out["top_layer_emb"]):
+        assert len(record["features"]) == len(tokens[record["linex_index"]].split())
+        for position, feature in enumerate(record["features"]):
+            assert [layer["index"] for layer in feature["layers"]] == [-1, 0]
+            np.testing.assert_allclose(feature["layers"][0]["values"], top_layer[position], atol=2e-6)
 
 
 def test_bad_inputs_are_named(world, tmp_path):

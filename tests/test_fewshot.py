@@ -8,7 +8,7 @@ import tensorflow as tf
 from absl import flags
 
 import run_fewshot
-from bert import fewshot, input_pipeline, tasks
+from bert import fewshot, files, input_pipeline, tasks
 from bert.errors import UserInputError
 from conftest import run_in_graph, tiny_config
 
@@ -191,6 +191,33 @@ def test_prediction_straight_from_a_pretrained_checkpoint(tmp_path, tiny_model):
         support_file=tmp_path / "support.tsv", predict_file=tmp_path / "texts.txt")
     rows = (tmp_path / "out" / "predictions.tsv").read_text().splitlines()
     assert len(rows) == 2 and rows[1].split("\t")[1] in {"one", "two"}
+
+
+def test_predictions_tsv_stays_rectangular_whatever_the_texts_hold(tmp_path, tiny_model, capsys):
+    (tmp_path / "support.tsv").write_text("this is about w0a\tzero\nthis is about w5a\tfive\n")
+    texts = ["this is about w0c\tw5b", "a back\\slash w0a \\t", "this is about w5b"]
+    (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n")
+    run(tiny_model, tmp_path / "out", do_predict=True, support_file=tmp_path / "support.tsv",
+        predict_file=tmp_path / "texts.txt")
+    lines = (tmp_path / "out" / "predictions.tsv").read_text(encoding="utf-8").split("\n")
+    assert lines[0].split("\t") == ["text", "label", "probability", "distance:five", "distance:zero"]
+    assert lines[-1] == "" and len(lines) == len(texts) + 2
+    rows = [line.split("\t") for line in lines[1:-1]]
+    assert all(len(row) == 5 for row in rows)
+    assert [files.unescape_tsv_field(row[0]) for row in rows] == texts
+    assert all(row[1] in ("five", "zero") and 0 <= float(row[2]) <= 1 for row in rows)
+    printed = capsys.readouterr().out
+    assert "this is about w0c\\tw5b" in printed and "a back\\\\slash w0a \\\\t" in printed
+
+
+def test_one_class_support_set_warns(tmp_path, tiny_model, caplog):
+    (tmp_path / "support.tsv").write_text("this is about w0a\tzero\nthis is about w0b\tzero\n")
+    (tmp_path / "texts.txt").write_text("this is about w5b\nthis is about w0c\n")
+    run(tiny_model, tmp_path / "out", do_predict=True, support_file=tmp_path / "support.tsv",
+        predict_file=tmp_path / "texts.txt")
+    assert "support.tsv" in caplog.text and "one class ('zero')" in caplog.text and "probability 1" in caplog.text
+    rows = [line.split("\t") for line in (tmp_path / "out" / "predictions.tsv").read_text().splitlines()[1:]]
+    assert [row[1] for row in rows] == ["zero", "zero"] and all(float(row[2]) == 1 for row in rows)
 
 
 def test_bad_inputs(tmp_path, tiny_model):

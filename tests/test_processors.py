@@ -479,6 +479,57 @@ def test_unclosed_csv_quote_names_the_row(tmp_path):
     raises(["train.csv:3", "never closed"], get_processor("csv").get_train_examples, str(tmp_path))
 
 
+# --- suspicious data: read, with a warning naming the file and the line -----------------------
+
+
+def test_repeated_header_row_is_skipped_with_a_warning(tmp_path, caplog):
+    """Concatenated files repeat the header; it must not become an example of a class named "label"."""
+    path = write(tmp_path, "train.tsv", rows(["label", "text_a"], ["pos", "good"], ["label", "text_a"], ["neg", "bad"]))
+    assert [e.label for e in get_processor("tsv").get_train_examples(str(tmp_path))] == ["pos", "neg"]
+    assert f"{path}:3" in caplog.text and "header" in caplog.text
+    path = write(tmp_path, "dev.csv", "text_a,label\ngood,pos\n text_a , label\nbad,neg\n")
+    assert [e.text_a for e in get_processor("csv").get_dev_examples(str(tmp_path))] == ["good", "bad"]
+    assert f"{path}:3" in caplog.text
+    path = write(tmp_path, "fewshot.tsv", "text\tlabel\nthis is good\tpos\n")
+    assert [e.label for e in processors.read_text_label_file(path)] == ["pos"]
+    assert f"{path}:1" in caplog.text
+
+
+def test_jsonl_numeric_labels_are_one_class_whatever_their_spelling(tmp_path, caplog):
+    write(tmp_path, "train.json", jsonl({"text_a": "a", "label": 1}, {"text_a": "b", "label": 1.0},
+                                        {"text_a": "c", "label": "1"}, {"text_a": "d", "label": 0},
+                                        {"text_a": "e", "label": -0.0}, {"text_a": "f", "label": 2.5}))
+    train = get_processor("jsonl").get_train_examples(str(tmp_path))
+    assert [e.label for e in train] == ["1", "1", "1", "0", "0", "2.5"]
+    assert labels_from_examples(train) == ["0", "1", "2.5"]
+    assert "train.json:6" in caplog.text and "2.5" in caplog.text and "whole number" in caplog.text
+    write(tmp_path, "dev.json", jsonl({"text_a": "a", "label": [1.0, 2]}))
+    multi = get_processor("jsonl", ProcessorOptions(multi_label=True))
+    assert multi.get_dev_examples(str(tmp_path))[0].label == ["1", "2"]
+
+
+def test_labels_that_look_like_one_class_are_warned(caplog):
+    train = examples("Pos", "pos", "neg", "1", "1.0", "neg")
+    assert labels_from_examples(train) == ["1", "1.0", "Pos", "neg", "pos"]  # still distinct classes...
+    assert "train.tsv:3" in caplog.text and "'pos'" in caplog.text and "train.tsv:2" in caplog.text  # ...but named
+    assert "train.tsv:6" in caplog.text and "'1.0'" in caplog.text
+    assert "'neg'" not in caplog.text
+
+
+def test_one_class_training_data(tmp_path, caplog):
+    """A softmax over one class gives it probability 1 whatever the text: an error, not a model."""
+    tsv = get_processor("tsv")
+    raises(["train.tsv", "one class", "'pos'"], resolve_labels, tsv, examples("pos", "pos"), str(tmp_path / "a"), False)
+    assert not os.path.exists(tmp_path / "a" / "label_map.json")
+    # A label set of several classes, but training data of one of them: a warning.
+    assert resolve_labels(get_processor("mrpc"), examples("1", "1"), None, False) == ["0", "1"]
+    assert "train.tsv" in caplog.text and "only class '1'" in caplog.text
+    # Multi-label: a label on in every training example is learnt as always on.
+    caplog.clear()
+    assert resolve_labels(tsv, examples(["a"], ["a", "b"]), str(tmp_path / "m"), True) == ["a", "b"]
+    assert "'a'" in caplog.text and "every training example" in caplog.text and "'b'" not in caplog.text
+
+
 # --- the real MRPC files ---------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ import tensorflow as tf
 from absl import flags
 
 import run_classifier
-from bert import estimator, input_pipeline, model_fn, optimization, tasks, tokenization
+from bert import estimator, files, input_pipeline, model_fn, optimization, tasks, tokenization
 from bert.errors import UserInputError
 from conftest import REPO, tiny_config
 
@@ -99,6 +99,62 @@ def test_tsv_train_eval_predict(tmp_path, model_dir):
     assert sorted(os.listdir(out / "cache")) == cached
     run(model_dir, out, task_name="tsv", data_dir=data, do_eval=True, max_seq_length=12)
     assert len(os.listdir(out / "cache")) == len(cached) + 2  # one more record file and its metadata
+
+
+def test_output_tsv_escapes_tabs_line_breaks_and_backslashes(tmp_path):
+    values = ["plain", "tab\there", "new\nline", "cr\rlf\r\n", "back\\slash", "\\t is no tab", "", "中文 \u2028"]
+    path = tmp_path / "out.tsv"
+    files.write_tsv(str(path), ["value", "n"], ([value, str(i)] for i, value in enumerate(values)))
+    lines = path.read_bytes().decode("utf-8").split("\n")
+    assert lines[-1] == "" and len(lines) == len(values) + 2  # a header, one line per row, a final newline
+    assert all(line.count("\t") == 1 and "\r" not in line for line in lines[:-1])
+    assert lines[3] == "new\\nline\t2" and lines[6] == "\\\\t is no tab\t5"
+    assert [files.unescape_tsv_field(line.split("\t")[0]) for line in lines[1:-1]] == values
+    assert files.read_tsv(str(path)) == [["value", "n"]] + [[value, str(i)] for i, value in enumerate(values)]
+    with pytest.raises(ValueError, match="3 fields"):
+        files.write_tsv(str(tmp_path / "ragged.tsv"), ["a", "b"], [["x", "y", "z"]])
+
+
+def test_labels_with_tabs_and_line_breaks_keep_test_results_rectangular(tmp_path, model_dir):
+    """A quoted csv label may hold a tab or a line break; test_results.tsv must still have one line per
+    example and one field per class plus the label."""
+    names = {"pos": "good\tone", "neg": "bad\none \\ really"}
+    data = tmp_path / "data"
+    data.mkdir()
+    for split, rows in (("train", sentiment_rows(32, 20)), ("test", sentiment_rows(6, 21))):
+        with open(data / f"{split}.csv", "w", newline="", encoding="utf-8") as writer:
+            out = csv.writer(writer)
+            out.writerow(["label", "text_a"])
+            out.writerows((names[label], text) for label, text in rows)
+    out = tmp_path / "out"
+    run(model_dir, out, task_name="csv", data_dir=data, do_train=True, do_predict=True, num_train_epochs=1)
+    lines = (out / "test_results.tsv").read_bytes().decode("utf-8").split("\n")
+    assert lines[-1] == "" and len(lines) == 7
+    for line in lines[:-1]:
+        fields = line.split("\t")
+        assert len(fields) == 3 and abs(float(fields[0]) + float(fields[1]) - 1) < 1e-4
+        assert files.unescape_tsv_field(fields[2]) in names.values()
+
+
+def test_test_file_labels_are_not_needed_for_prediction(tmp_path, model_dir):
+    """A test-file label never seen in training: prediction ignores gold labels, so test_results.tsv is
+    written; on the dev set the same label is a one-line error."""
+    test_rows = sentiment_rows(5, 23) + [("maybe", "the movie was very long")]
+    data = write_tsv(tmp_path / "data", ["label", "text_a"], {"train": sentiment_rows(16, 22), "test": test_rows})
+    out = tmp_path / "out"
+    run(model_dir, out, task_name="tsv", data_dir=data, do_train=True, do_predict=True, num_train_epochs=1)
+    lines = (out / "test_results.tsv").read_text().splitlines()
+    assert len(lines) == 6 and all(line.split("\t")[2] in ("neg", "pos") for line in lines)
+    (data / "dev.tsv").write_text((data / "test.tsv").read_text())
+    with pytest.raises(UserInputError, match=r"dev.tsv:7: label 'maybe' is not in the label set"):
+        run(model_dir, out, task_name="tsv", data_dir=data, do_eval=True)
+
+
+def test_one_class_training_data_is_a_one_line_error(tmp_path, model_dir):
+    data = write_tsv(tmp_path / "data", ["label", "text_a"], {"train": [("pos", "good"), ("pos", "great")]})
+    with pytest.raises(UserInputError, match=r"train.tsv: the training data has one class \('pos'\)"):
+        run(model_dir, tmp_path / "out", task_name="tsv", data_dir=data, do_train=True)
+    assert not (tmp_path / "out" / "label_map.json").exists()
 
 
 def test_eval_during_training_keeps_the_best_checkpoint(tmp_path, model_dir):

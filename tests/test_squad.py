@@ -1,6 +1,7 @@
 """Reading comprehension: windows and offsets, the official metrics, an end-to-end run, bad input."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ from absl import flags
 import run_squad
 from bert import squad, tokenization
 from bert.errors import UserInputError
-from conftest import REPO, tiny_config
+from conftest import REPO, shared_path, tiny_config
 
 FLAGS = flags.FLAGS
 WORDS = ["the", "cat", "dog", "sat", "on", "mat", "what", "did", "do", "where", "is", "red", "blue", "car", "was",
@@ -105,8 +106,12 @@ def test_squad2_metrics_and_best_threshold():
     predictions = {"has1": "cat", "has2": "ran", "none1": "", "none2": "here"}
     odds = {"has1": -5.0, "has2": 1.0, "none1": 3.0, "none2": 2.0}
     result = squad.evaluate(examples, predictions, "2.0", odds)
-    assert result["exact_match"] == 50.0 and result["HasAns_exact"] == 50.0 and result["NoAns_exact"] == 50.0
+    # As evaluate-v2.0.py with its default --na-prob-thresh 1.0: none1 (odds 3) and none2 (odds 2) count as
+    # answering "", so none2's "here" is not held against it.
+    assert result["exact_match"] == 75.0 and result["HasAns_exact"] == 50.0 and result["NoAns_exact"] == 100.0
     assert result["HasAns_total"] == 2 and result["NoAns_total"] == 2
+    strict = squad.evaluate(examples, predictions, "2.0", odds, null_odds_threshold=5.0)
+    assert strict["exact_match"] == 50.0 and strict["NoAns_exact"] == 50.0 and strict["best_exact"] == 75.0
     # Thresholds, by hand: all "" gives 2/4. Answering has1 (odds -5) gains 1 -> 3/4; then has2 (1.0) +0;
     # none2 (2.0) -1. Best 75 at threshold -5.
     assert result["best_exact"] == 75.0 and result["best_exact_thresh"] == -5.0
@@ -115,15 +120,31 @@ def test_squad2_metrics_and_best_threshold():
 def test_cmrc_metrics_by_hand():
     assert squad.cmrc_exact("光荣和ω-force", "光荣和ω-force") == 1.0
     assert squad.cmrc_exact("《光荣》", "光荣") == 1.0  # punctuation is deleted before comparing
-    # pred segments 光 荣; gold 光 荣 和 ω force ("-" is punctuation, dropped): longest common run 2,
-    # precision 2/2, recall 2/5 -> F1 = 2 * 0.4 / 1.4 = 0.5714.
-    assert squad.cmrc_f1("光荣", "光荣和ω-force") == pytest.approx(0.8 / 1.4)
+    # pred segments 光 荣; gold 光 荣 和 ωforce (punctuation is deleted before segmenting, so "ω-force" is
+    # one word): longest common run 2, precision 2/2, recall 2/4 -> F1 = 2 * 0.5 / 1.5 = 0.6667.
+    assert squad.cmrc_f1("光荣", "光荣和ω-force") == pytest.approx(2 / 3)
     # a common run must be contiguous: 北京 and 京北 share no two-segment run
     assert squad.cmrc_f1("北京市", "京北市") == pytest.approx(2 * (1 / 3) * (1 / 3) / (2 / 3))
     examples = [example("小明昨天去了北京", "q", "北京", "c1")]
     result = squad.evaluate(examples, {"c1": "北京。"}, "cmrc")
     assert result["exact_match"] == 100.0 and result["f1"] == 100.0 and result["average"] == 100.0
     assert squad.language_of(examples) == "cmrc"
+
+
+def test_cmrc_f1_segments_as_the_official_script():
+    # CMRC2018's F1 deletes its punctuation marks before segmenting and splits the other runs into Penn
+    # Treebank words (NLTK's word_tokenize): a period stays on a word unless it ends the run, "%" and
+    # brackets stand alone, n't is split off and double quotes become `` and ''.
+    assert squad._cmrc_segments("CCTV-5") == ["cctv5"]
+    assert squad.cmrc_f1("TV-5", "CCTV-5") == 0.0  # tv5 against cctv5: nothing in common
+    assert squad._cmrc_segments("HENRY A. WALSH !") == ["henry", "a.", "walsh", "!"]
+    assert squad.cmrc_f1("HENRY A. WALSH !", "Henry A. Walsh") == pytest.approx(2 * (3 / 4) / (1 + 3 / 4))
+    assert squad._cmrc_segments("有42%的") == ["有", "42", "%", "的"]
+    assert squad._cmrc_segments("43年(1910年)4月") == ["43", "年", "(", "1910", "年", ")", "4", "月"]
+    assert squad._cmrc_segments('他说"don\'t go"') == ["他", "说", "``", "do", "n't", "go", "''"]
+    assert squad._cmrc_segments("3,000 and 3, b...") == ["3,000", "and", "3", ",", "b", "..."]
+    assert squad.cmrc_exact("《光荣》。", "光荣") == 1.0
+    assert squad.cmrc_exact("光荣…", "光荣") == 0.0  # "…" is not in the list (its "……" is two characters)
 
 
 def write_squad(path, items, version_2=False):
@@ -200,12 +221,133 @@ def test_bad_input_names_the_article_and_question(tmp_path, caplog):
     with pytest.raises(UserInputError, match=r"article 'Cats', question q7: missing field 'question'"):
         squad.read_squad_file(str(bad))
     bad.write_text(json.dumps({"data": [{"title": "Cats", "paragraphs": [{"context": "a cat", "qas": [
-        {"id": "q8", "question": "?", "answers": [{"text": "cat", "answer_start": 40}]}]}]}]}))
-    with pytest.raises(UserInputError, match=r"article 'Cats', question q8: answer_start 40 is outside the context"):
+        {"id": "q8", "question": "?", "answers": [{"text": "cat", "answer_start": "2"}]}]}]}]}))
+    with pytest.raises(UserInputError, match=r"article 'Cats', question q8: field 'answer_start' should be a int"):
         squad.read_squad_file(str(bad))
-    # An answer not found at its offset is skipped in training, with a count in the log.
+    bad.write_text(json.dumps({"data": [{"title": "Cats", "paragraphs": [{"context": "a cat", "qas": [
+        {"id": "q8", "question": "?", "answers": ["cat"]}]}]}]}))
+    with pytest.raises(UserInputError, match=r"question q8: expected an object with a field 'text', found str"):
+        squad.read_squad_file(str(bad))
+    # A question whose first answer is not found at its offset (here, or past the end) is read, skipped in
+    # training, and counted in the log.
     bad.write_text(json.dumps({"data": [{"title": "Cats", "paragraphs": [{"context": "a cat sat", "qas": [
         {"id": "q9", "question": "?", "answers": [{"text": "dog", "answer_start": 2}]}]}]}]}))
     examples = squad.read_squad_file(str(bad))
     assert len(examples) == 1 and not squad.answer_recoverable(examples[0])
-    assert "do not match the context" in caplog.text
+    assert "1 question(s) whose first answer does not match the context" in caplog.text
+    bad.write_text(json.dumps({"data": [{"title": "Cats", "paragraphs": [{"context": "a cat sat", "qas": [
+        {"id": "q9", "question": "?", "answers": [{"text": "cat", "answer_start": 40}]}]}]}]}))
+    assert not squad.answer_recoverable(squad.read_squad_file(str(bad))[0])
+
+
+def squad_file(path, questions, version="1.1"):
+    """A one-article SQuAD file: questions are (id, context, [(answer text, answer_start), ...])."""
+    paragraphs = [{"context": context, "qas": [{"id": qid, "question": "?", "answers": [
+        {"text": text, "answer_start": start} for text, start in answers]}]} for qid, context, answers in questions]
+    path.write_text(json.dumps({"version": version, "data": [{"title": "t", "paragraphs": paragraphs}]},
+                               ensure_ascii=False))
+    return path
+
+
+def evaluate_script(*args):
+    return subprocess.run([sys.executable, os.path.join(REPO, "evaluate_squad.py")] + [str(a) for a in args],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+
+
+def test_evaluation_reads_answers_whatever_their_offsets(tmp_path, caplog):
+    # As in CMRC2018's dev set: secondary answers with answer_start -1 (or past the end). The metric reads
+    # only texts; training uses the first answer and skips a question whose first answer is not at its offset.
+    context = "小明昨天去了北京"
+    data = squad_file(tmp_path / "dev.json", [
+        ("c1", context, [("北京", 6), ("去了北京", -1)]),
+        ("c2", context, [("小明", 0), ("昨天", 99)]),
+        ("c3", context, [("北京", -1), ("北京", 6)])])
+    examples = squad.read_squad_file(str(data))
+    assert [len(e.answers) for e in examples] == [2, 2, 2]
+    assert [squad.answer_recoverable(e) for e in examples] == [True, True, False]
+    result = squad.evaluate(examples, {"c1": "去了北京", "c2": "昨天", "c3": "北京"}, "cmrc")
+    assert result["exact_match"] == 100.0 and result["f1"] == 100.0
+    predictions = tmp_path / "predictions.json"
+    predictions.write_text(json.dumps({"c1": "去了北京", "c2": "小明", "c3": "去了"}, ensure_ascii=False))
+    printed = evaluate_script(data, predictions, "--version=cmrc")
+    assert printed.returncode == 0, printed.stderr
+    # c3: 去了 against 北京: nothing shared, EM 0 and F1 0 -> EM 200/3, F1 200/3
+    assert json.loads(printed.stdout)["exact_match"] == pytest.approx(200 / 3)
+    assert json.loads(printed.stdout)["f1"] == pytest.approx(200 / 3)
+
+
+def test_cmrc2018_dev_is_read_as_it_is():
+    path = shared_path("cmrc2018", "cmrc2018_dev.json")
+    examples = squad.read_squad_file(path)
+    assert len(examples) == 3219
+    assert sum(a["answer_start"] == -1 for e in examples for a in e.answers) == 193
+    # three first answers sit one character off their offset: those questions are skipped in training
+    assert sum(not squad.answer_recoverable(e) for e in examples) == 3
+    result = squad.evaluate(examples, {e.qas_id: e.answers[-1]["text"] for e in examples}, "cmrc")
+    assert result["exact_match"] == 100.0 and result["f1"] == 100.0
+
+
+def test_each_squad_version_keeps_the_gold_answers_its_official_script_keeps(tmp_path):
+    # v1.1 keeps a gold "." (it normalises to ""), so an empty prediction matches it exactly, but its F1 is 0
+    # (no shared token). v2.0 drops such golds, falling back to [""] only when none is left; an empty prediction
+    # against [""] then scores 1 for both. v2.0 counts a question as HasAns when its answer list is not empty.
+    context = "interventionism . the cat sat"
+    items = [("q1", context, [("interventionism", 0), (".", 16)]), ("q2", context, [("cat sat", 22)]),
+             ("q3", context, [(".", 16)])]
+    data = squad_file(tmp_path / "dev.json", items)
+    examples = squad.read_squad_file(str(data))
+    predictions = {"q1": "", "q2": "cat", "q3": ","}
+    v1 = squad.evaluate(examples, predictions, "1.1")
+    # q1 EM 1 F1 0; q2 EM 0 F1 2/3 (precision 1, recall 1/2); q3 EM 1 F1 0
+    assert v1["exact_match"] == pytest.approx(200 / 3) and v1["f1"] == pytest.approx(100 * (2 / 3) / 3)
+    v2 = squad.evaluate(examples, predictions, "2.0")
+    # q1 golds [interventionism]: EM 0 F1 0; q2 as above; q3 golds [""]: "," normalises to "", EM 1 F1 1
+    assert v2["exact_match"] == pytest.approx(100 / 3) and v2["f1"] == pytest.approx(100 * (1 + 2 / 3) / 3)
+    assert v2["HasAns_total"] == 3 and "NoAns_total" not in v2
+    assert squad.squad_f1("", ".") == 0.0 and squad.squad2_f1("", ".") == 1.0
+    path = tmp_path / "predictions.json"
+    path.write_text(json.dumps(predictions))
+    printed = evaluate_script(data, path, "--version=1.1")
+    assert printed.returncode == 0, printed.stderr
+    assert json.loads(printed.stdout)["exact_match"] == pytest.approx(200 / 3)
+
+
+def test_squad_v11_dev_gold_dots():
+    # SQuAD v1.1 dev: every first answer predicted, except "" for the three questions with a gold ".":
+    # the official v1.1 script gives those EM 1 and F1 0.
+    path = shared_path("squad_v1.1", "dev-v1.1.json")
+    examples = squad.read_squad_file(path)
+    dots = {e.qas_id for e in examples if any(a["text"] == "." for a in e.answers)}
+    assert len(dots) == 3 and len(examples) == 10570
+    predictions = {e.qas_id: "" if e.qas_id in dots else e.answers[0]["text"] for e in examples}
+    result = squad.evaluate(examples, predictions, "1.1")
+    assert result["exact_match"] == 100.0 and result["f1"] == pytest.approx(100 * 10567 / 10570)
+
+
+@pytest.mark.parametrize("version", ["1.1", "2.0", "cmrc"])
+def test_evaluate_squad_bad_input_is_one_line(tmp_path, version):
+    good = squad_file(tmp_path / "dev.json", [("q1", "a cat sat", [("cat", 2)])])
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"data": []}')
+    wrong_text = squad_file(tmp_path / "wrong.json", [("q1", "a cat sat", [(5, 2)])])
+    predictions = tmp_path / "predictions.json"
+    predictions.write_text('{"q1": "cat"}')
+    as_list = tmp_path / "as_list.json"
+    as_list.write_text('{"q1": ["cat"]}')
+    as_number = tmp_path / "as_number.json"
+    as_number.write_text('{"q1": 3}')
+    odds = tmp_path / "odds.json"
+    odds.write_text('{"q1": "high"}')
+    cases = [(empty, predictions, [], r"empty\.json: no questions"),
+             (wrong_text, predictions, [], r"wrong\.json: article 't', question q1: field 'text' should be a str"),
+             (good, as_list, [], r"as_list\.json: question q1: the answer should be a string, not list"),
+             (good, as_number, [], r"as_number\.json: question q1: the answer should be a string, not int")]
+    if version == "2.0":
+        cases.append((good, predictions, [f"--na_prob_file={odds}"],
+                      r"odds\.json: question q1: the null odds should be a number, not str"))
+    for data, answers, extra, message in cases:
+        printed = evaluate_script(data, answers, f"--version={version}", *extra)
+        assert printed.returncode != 0 and "Traceback" not in printed.stderr, printed.stderr
+        assert printed.stderr.count("\n") == 1 and re.match(r"error: .*" + message, printed.stderr), printed.stderr
+    with pytest.raises(UserInputError, match=r"empty\.json: no questions"):
+        squad.read_squad_file(str(empty))
