@@ -19,7 +19,7 @@ from absl import flags, logging
 
 import common_flags
 import processors
-from bert import estimator, files, input_pipeline, model_fn, model_folder, tasks
+from bert import estimator, files, input_pipeline, model_fn, model_folder, plots, tasks
 from bert.errors import UserInputError, run_main
 
 FLAGS = flags.FLAGS
@@ -124,7 +124,7 @@ def classify(setup, run, do_train, do_eval, do_predict):
     identity = dict(setup.identity(bert_config), task=tasks.ClassificationTask.name, pooling=setup.pooling,
                     multi_label=multi_label)
     if do_train:
-        identity["data"] = input_pipeline.data_digest(train_examples)
+        identity["training_data"] = input_pipeline.data_digest(train_examples)
     model_folder.check_run(setup.output_dir, identity, record=False)
     labels = processors.resolve_labels(processor, train_examples, setup.output_dir, multi_label)
     model_folder.check_run(setup.output_dir, dict(identity, labels=labels), record=do_train and estimator.is_chief())
@@ -170,6 +170,9 @@ def classify(setup, run, do_train, do_eval, do_predict):
         report = task.scorer().score(bert_estimator.evaluate(eval_input_fn, steps=eval_steps,
                                                              checkpoint_path=checkpoint_path))
         model_folder.write_eval_results(setup.output_dir, report)
+        if "confusion_matrix" in report:  # single-label only
+            plots.write_confusion_matrix(os.path.join(setup.output_dir, "confusion_matrix.png"),
+                                         report["confusion_matrix"])
 
     if do_predict:
         # Prediction needs no gold labels: a test file's labels are dropped, even ones training never saw.

@@ -24,7 +24,7 @@ from absl import flags, logging
 
 import common_flags
 import processors
-from bert import estimator, fewshot, files, input_pipeline, model_folder, tasks
+from bert import estimator, fewshot, files, input_pipeline, model_folder, plots, tasks
 from bert.errors import UserInputError, run_main
 from bert.heads import DISTANCES
 
@@ -108,12 +108,12 @@ def load_splits(data):
 
 
 def train_and_evaluate(setup, episodes, data, bert_config, tokenizer, do_train, do_eval, run):
-    """Meta-training and/or the evaluation table; writes class_split.json and fewshot_results.json/.md.
+    """Meta-training and/or the evaluation table; writes class_split.json and fewshot_results.json/.md/.png.
     run: what defines the run so far (model_folder.check_run); the class split and training data join it."""
     examples, split = load_splits(data)
     run = dict(run, class_split={part: classes for part, classes in split.items() if classes})
     if examples["train"]:
-        run["data"] = input_pipeline.data_digest(examples["train"])
+        run["training_data"] = input_pipeline.data_digest(examples["train"])
     model_folder.check_run(setup.output_dir, run, record=do_train and estimator.is_chief())
     files.write_text_atomic(os.path.join(setup.output_dir, "class_split.json"), json.dumps(split, indent=2) + "\n")
     labels = sorted(set(sum(split.values(), [])))
@@ -150,6 +150,8 @@ def train_and_evaluate(setup, episodes, data, bert_config, tokenizer, do_train, 
         results["rows"] = rows
         text = fewshot.table(rows, episodes.eval_settings)
         files.write_text_atomic(os.path.join(setup.output_dir, "fewshot_results.md"), text)
+        plots.write_fewshot_plot(os.path.join(setup.output_dir, "fewshot_results.png"), rows,
+                                 held_out_classes=len(split["test_classes"]))
         print(f"\nfew-shot accuracy (%) on {len(split['test_classes'])} held-out classes, "
               f"{episodes.eval_q_query} queries per class, mean ± 95% interval:\n\n{text}")
     files.write_text_atomic(os.path.join(setup.output_dir, "fewshot_results.json"),

@@ -89,7 +89,7 @@ def main(argv):
     identity = dict(bert_config=setup.bert_config().to_dict(), task=task.name,
                     max_predictions_per_seq=max_predictions, next_sentence=next_sentence)
     if FLAGS.do_train:
-        identity["data"] = input_pipeline.files_digest(paths)
+        identity["training_data"] = input_pipeline.files_digest(paths)
     model_folder.check_run(setup.output_dir, identity, record=FLAGS.do_train and estimator.is_chief())
     logging.info("%d shard(s), length %d, %d predictions, %s", len(paths), seq_length, max_predictions,
                  "masked LM + next sentence" if next_sentence else "masked LM only")

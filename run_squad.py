@@ -54,7 +54,7 @@ def train(setup, run, task, bert_config):
         train_examples = squad.read_squad_file(run.train_file, run.version_2_with_negative)
         model_folder.check_run(setup.output_dir, dict(
             setup.identity(bert_config), task=task.name, window=dataclasses.asdict(run.window),
-            data=input_pipeline.data_digest(train_examples)), record=estimator.is_chief())
+            training_data=input_pipeline.data_digest(train_examples)), record=estimator.is_chief())
         usable = [e for e in train_examples if squad.answer_recoverable(e)]
         logging.info("training on %d questions (%d skipped: answer not found at its offset)", len(usable),
                      len(train_examples) - len(usable))

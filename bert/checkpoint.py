@@ -5,17 +5,23 @@ checkpoint variables, refuses a shape mismatch by name, and logs each variable a
 checkpoint (left at its initialiser) or, for the checkpoint's own variables, unused.
 
 `hf_to_google` / `google_to_hf` convert between a Hugging Face BERT folder (config.json,
-model.safetensors, vocab.txt) and a Google-style folder (bert_config.json, bert_model.ckpt.*,
-vocab.txt) with numpy and the `safetensors` package, no torch involved. Every weight's shape is checked
-against the config before anything is written.
+model.safetensors or pytorch_model.bin, vocab.txt or tokenizer.json) and a Google-style folder
+(bert_config.json, bert_model.ckpt.*, vocab.txt, and tokenizer_config.json when the lower-casing is
+known) with numpy and the `safetensors` package, no torch involved. `pytorch_model.bin` is read by a
+weights-only unpickler (read_pytorch_zip) that refuses every global a state dict does not need. Every
+weight's shape is checked against the config before anything is written.
 """
+import collections
 import dataclasses
 import glob
+import importlib.util
 import json
 import os
+import pickle
 import re
 import shutil
 import tempfile
+import zipfile
 
 import numpy as np
 import safetensors

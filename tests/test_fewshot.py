@@ -8,7 +8,7 @@ import tensorflow as tf
 from absl import flags
 
 import run_fewshot
-from bert import fewshot, files, input_pipeline, tasks
+from bert import fewshot, files, input_pipeline, plots, tasks
 from bert.errors import UserInputError
 from conftest import run_in_graph, tiny_config
 
@@ -117,6 +117,34 @@ def test_evaluation_on_embeddings():
         fewshot.parse_setting("5x1s")
 
 
+def test_fewshot_figure_has_a_line_and_band_per_row_and_way(tmp_path):
+    def result(accuracy):
+        return {"accuracy": accuracy, "ci95": 0.02, "episodes": 100}
+
+    rows = {name: {s: result(base + 0.1 * k) for s, k in (("5w1s", 1), ("5w5s", 5), ("10w1s", 1), ("10w5s", 5))}
+            for name, base in (("meta-trained", 0.3), ("frozen encoder", 0.2), ("fine-tuning", 0.1))}
+    figure = plots.write_fewshot_plot(str(tmp_path / "f.png"), rows, held_out_classes=20)
+    axes = figure.axes[0]
+    lines = axes.get_lines()
+    assert len(lines) == 3 * 2 and len(axes.collections) == 3 * 2  # rows x distinct N, one band each
+    assert [text.get_text() for text in axes.get_legend().get_texts()] == [
+        f"{name}, {n}-way" for name in rows for n in (5, 10)]
+    np.testing.assert_allclose(lines[0].get_xdata(), [1, 5])
+    np.testing.assert_allclose(lines[0].get_ydata(), [40, 80])  # percent
+    band = axes.collections[0].get_paths()[0].vertices
+    assert band[:, 1].min() == pytest.approx(38) and band[:, 1].max() == pytest.approx(82)  # +- ci95
+    assert "shots" in axes.get_xlabel() and "accuracy" in axes.get_ylabel()
+    assert "20 held-out classes" in axes.get_title()
+    assert (tmp_path / "f.png").read_bytes().startswith(b"\x89PNG") and not list(tmp_path.glob("*.tmp-*"))
+    # One setting: a point with an error bar, no band; no rows at all still draws.
+    one = plots.write_fewshot_plot(str(tmp_path / "one.png"), {"meta-trained": {"5w1s": result(0.5)}}).axes[0]
+    (point, _, (bar,)), = one.containers  # one ErrorbarContainer: data line, caps, bar
+    assert point.get_ydata()[0] == pytest.approx(50) and bar.get_segments()[0][:, 1] == pytest.approx([48, 52])
+    assert [text.get_text() for text in one.get_legend().get_texts()] == ["meta-trained, 5-way"]
+    plots.write_fewshot_plot(str(tmp_path / "none.png"), {})
+    assert (tmp_path / "one.png").stat().st_size > 0 and (tmp_path / "none.png").stat().st_size > 0
+
+
 # Each class has its own words; every sentence also carries three noise words shared by all classes.
 # A random encoder is distracted by the noise; meta-training can learn to ignore it, which carries
 # over to held-out classes (their own words are never seen in training).
@@ -175,6 +203,8 @@ def test_train_evaluate_predict_end_to_end(tmp_path, tiny_model):
     # the held-out topics.
     assert results["rows"]["meta-trained"]["3w2s"]["accuracy"] > results["rows"]["random init"]["3w2s"]["accuracy"]
     assert "| meta-trained |" in (out / "fewshot_results.md").read_text()
+    png = (out / "fewshot_results.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
     lines = (out / "predictions.tsv").read_text().splitlines()
     assert lines[0].split("\t") == ["text", "label", "probability", "distance:five", "distance:zero"]
     assert [line.split("\t")[0] for line in lines[1:]] == ["this is about w0c", "this is about w5b"]

@@ -40,7 +40,7 @@ def test_fewshot_rerun_with_another_class_split_is_refused_before_writing(tmp_pa
     # Edited training data: refused too (the model was trained on the old data).
     with open(data, "a", encoding="utf-8") as writer:
         writer.write(data.read_text().splitlines()[0] + "\n")  # one sentence more, of a class it has
-    with pytest.raises(UserInputError, match="another data"):
+    with pytest.raises(UserInputError, match="another training data"):
         run_fewshot_flags(tiny_model, out, do_train=True, data_file=data, test_class_ratio=0.375, train_episodes=8)
     # Starting afresh trains again on the new split.
     run_fewshot_flags(tiny_model, out, do_train=True, do_eval=True, data_file=data, test_class_ratio=0.375,
