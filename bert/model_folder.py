@@ -6,9 +6,11 @@ about itself, how text becomes ids; `save_model_info`), bert_config.json, the vo
 spm.model for SentencePiece), label_map.json (`save_label_map`), eval_results.json/.txt
 (`write_eval_results`), checkpoints (model.ckpt-N) and best/ (the best checkpoint by validation, with
 best_eval.json; `keep_best`). Reading: `ModelInfo` is model_info.json, `trained_checkpoint` /
-`best_checkpoint` / `find_checkpoint` find the checkpoint to use, `load_label_map` the labels, and `TrainedModel.load` gathers
-everything export and feature extraction need (bert/export/). `write_checkpoint_state` writes the
-`checkpoint` file that names a folder's latest checkpoint.
+`best_checkpoint` / `find_checkpoint` find the checkpoint to use, `load_label_map` the labels, and
+`TrainedModel.load` gathers everything export and feature extraction need (bert/export/).
+`write_checkpoint_state` writes the `checkpoint` file that names a folder's latest checkpoint. A run
+claims the folder first (`claim`: a lock, cleanup, --overwrite_output_dir) and `check_run` binds it to
+one run (run.json).
 """
 import dataclasses
 import fcntl

@@ -310,10 +310,11 @@ def _cmrc_segments(text):
     return segments
 
 
-# Penn Treebank word splitting as NLTK's word_tokenize does it (the tokenizer of CMRC2018's script): rewrites,
-# in this order, that pad tokens with spaces, then a split on whitespace. NLTK's sentence splitting before it
-# is not reproduced; it matters only for a run holding an abbreviation with periods ("t.f. gilbert")
-# followed by more words, 6 of the 4,658 runs in CMRC2018's dev and trial contexts.
+# Penn Treebank word splitting as NLTK's word_tokenize (Apache-2.0) does it (the tokenizer of CMRC2018's
+# script): rewrites, in this order, that pad tokens with spaces, then a split on whitespace. NLTK's
+# sentence splitting before it is not reproduced; it matters only for a run holding an abbreviation
+# with periods ("t.f. gilbert") followed by more words, 6 of the 4,658 runs in CMRC2018's dev and trial
+# contexts.
 _OPENING_QUOTES = [
     (r"([«“‘„]|`+)", r" \1 "),
     (r'^"', "``"),

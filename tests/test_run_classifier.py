@@ -14,7 +14,7 @@ import tensorflow as tf
 from absl import flags
 
 import run_classifier
-from bert import estimator, files, input_pipeline, model_fn, optimization, tasks, tokenization
+from bert import estimator, files, input_pipeline, model_fn, optimization, plots, tasks, tokenization
 from bert.errors import UserInputError
 from conftest import REPO, tiny_config
 
@@ -80,6 +80,8 @@ def test_tsv_train_eval_predict(tmp_path, model_dir):
     assert set(report["per_class"]) == {"neg", "pos"}
     assert sum(c["support"] for c in report["per_class"].values()) == 32
     assert "accuracy = " in (out / "eval_results.txt").read_text()
+    png = (out / "confusion_matrix.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
     assert json.loads((out / "label_map.json").read_text())["labels"] == ["neg", "pos"]
     info = json.loads((out / "model_info.json").read_text())
     assert info["task"] == "classification" and info["labels"] == ["neg", "pos"] and info["text_pair"] is False
@@ -99,6 +101,27 @@ def test_tsv_train_eval_predict(tmp_path, model_dir):
     assert sorted(os.listdir(out / "cache")) == cached
     run(model_dir, out, task_name="tsv", data_dir=data, do_eval=True, max_seq_length=12)
     assert len(os.listdir(out / "cache")) == len(cached) + 2  # one more record file and its metadata
+
+
+def test_confusion_matrix_figure(tmp_path, recwarn, caplog):
+    labels = [f"类别{i}" for i in range(12)] + ["a label far longer than twenty-four characters"]
+    matrix = np.diag(np.arange(1, 14))
+    matrix[0, 1] = 7
+    figure = plots.write_confusion_matrix(str(tmp_path / "cm.png"), {"labels": labels, "matrix": matrix.tolist()})
+    axes = figure.axes[0]
+    shown = axes.images[0].get_array()
+    np.testing.assert_array_equal(shown, matrix)  # rows: true labels, columns: predictions
+    assert [t.get_text() for t in axes.get_yticklabels()][:2] == ["类别0", "类别1"]
+    assert [t.get_text() for t in axes.get_xticklabels()][-1] == "a label far longer than…"
+    assert axes.get_ylabel() == "true label" and axes.get_xlabel() == "predicted label"
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in axes.texts}
+    assert len(cells) == 14 and cells[(0, 1)] == "7" and cells[(12, 12)] == "13"  # nonzero counts only
+    assert "98 examples" in axes.get_title()
+    assert (tmp_path / "cm.png").read_bytes().startswith(b"\x89PNG") and not list(tmp_path.glob("*.tmp-*"))
+    # Without a CJK font: one warning naming what to install, none per missing glyph.
+    assert not [w for w in recwarn if "missing from font" in str(w.message)]
+    if not plots.cjk_fonts():
+        assert "no CJK font installed" in caplog.text
 
 
 def test_output_tsv_escapes_tabs_line_breaks_and_backslashes(tmp_path):
@@ -273,6 +296,7 @@ def test_multi_label(tmp_path, model_dir):
                  multi_label=True, num_train_epochs=10, pooling="mean")
     assert set(report["per_class"]) == {"long", "none", "pos"}
     assert report["exact_match"] >= 0.8
+    assert not (out / "confusion_matrix.png").exists()  # no confusion matrix for multi-label
     for line in (out / "test_results.tsv").read_text().splitlines():
         fields = line.split("\t")
         assert len(fields) == 4 and all(0 <= float(p) <= 1 for p in fields[:3])
