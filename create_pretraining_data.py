@@ -29,6 +29,7 @@ from absl import flags, logging
 import common_flags
 from bert import input_pipeline, pretraining_data
 from bert.errors import UserInputError, run_main
+from processors import readers
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("num_shards", 1, "Output TFRecord shards in --output_dir.", lower_bound=1)
@@ -75,8 +76,6 @@ def output_shards(output_dir, output_file, num_shards, num_shards_given):
         return paths, False
     if not output_dir:
         raise UserInputError("missing required flag: --output_dir (or Google's --output_file)")
-    if num_shards < 1:
-        raise UserInputError(f"--num_shards must be at least 1, got {num_shards}")
     return pretraining_data.shard_paths(output_dir, num_shards), True
 
 
@@ -114,8 +113,7 @@ def main(argv):
     logging.info("read %d documents from %d file(s)", len(documents), len(paths))
     phrases = ()
     if FLAGS.phrase_file:
-        with open(FLAGS.phrase_file, encoding="utf-8") as reader:
-            phrases = pretraining_data.phrase_pieces(tokenizer, reader.read().split("\n"))
+        phrases = pretraining_data.phrase_pieces(tokenizer, readers.read_text(FLAGS.phrase_file).split("\n"))
     summary = pretraining_data.write_pretraining_data(
         documents, tokenizer, config, shards, FLAGS.num_workers or os.cpu_count() or 1, phrases,
         vocab_digest=input_pipeline.file_digest(text.path), start=start, own_folder=own_folder)

@@ -1,6 +1,6 @@
 """Writes the few-shot demo's data: 20 intents x 15 sentences, and new classes to predict.
 
-  python demo_data.py --output_dir=demo_data
+  python demo_data.py --output_dir=demo_data [--language=zh]
 
 All sentences are generated here from templates written for this project (no dataset is copied):
   intents.tsv   text<TAB>intent, 300 lines (meta-training and held-out evaluation classes)
@@ -74,9 +74,71 @@ PREDICT = [
 ]
 
 
-def intent_lines():
+# The Chinese demo (make demo-zh): the same shape, written in Chinese for this project.
+INTENTS_ZH = {
+    "设闹钟": (["明天{}叫我起床", "帮我定一个{}的闹钟", "{}响铃提醒我", "把闹钟设到{}", "我要一个{}的闹钟"],
+             ["早上六点", "七点半", "中午十二点"]),
+    "计时器": (["开始{}倒计时", "帮我计时{}", "设一个{}的定时器", "{}之后提醒我关火", "煮面要{}，帮我计时"],
+             ["十分钟", "一个小时", "九十秒"]),
+    "日程安排": (["把{}加到日历里", "周五安排{}", "下周帮我预约{}", "在日程里记上{}", "新建一个叫{}的日程"],
+             ["看牙医", "团队聚餐", "瑜伽课"]),
+    "发消息": (["给{}发微信说我晚点到", "发条短信给{}", "告诉{}我一会儿回电话", "给{}留言说谢谢", "帮我给{}发个消息"],
+            ["妈妈", "老板", "小王"]),
+    "打电话": (["给{}打电话", "马上拨打{}的号码", "用免提呼叫{}", "和{}视频通话", "帮我联系一下{}"],
+            ["奶奶", "公司前台", "老李"]),
+    "智能灯光": (["把{}的灯关掉", "调暗{}的灯光", "让{}亮一点", "打开{}的台灯", "把{}的灯调成蓝色"],
+             ["厨房", "卧室", "走廊"]),
+    "空调温度": (["把空调调到{}", "屋里弄得{}", "温度设置成{}", "我想让家里保持{}", "暖气开到{}"],
+             ["二十一度", "暖和一点", "二十六度"]),
+    "购物清单": (["把{}加到购物清单", "家里{}没了", "提醒我买{}", "购物单上写上{}", "从清单里删掉{}"],
+             ["牛奶", "鸡蛋", "酱油"]),
+    "点外卖": (["帮我点一份{}外卖", "我想吃{}，叫个外卖", "附近哪家店送{}", "下单一份{}送到家", "来一份{}"],
+            ["披萨", "寿司", "麻辣烫"]),
+    "叫车": (["帮我叫车去{}", "打车到{}", "约一辆去{}的网约车", "去{}打车要多少钱", "我要去{}，叫辆出租车"],
+           ["火车站", "机场", "市中心"]),
+    "新闻资讯": (["最新的{}新闻有哪些", "给我读一下{}头条", "今天有什么{}消息", "播报一下{}新闻", "{}方面今天发生了什么"],
+             ["国际", "科技", "财经"]),
+    "体育比分": (["{}昨晚比赛几比几", "{}赢了吗", "查一下{}的比分", "{}最近战绩怎么样", "{}下一场什么时候"],
+             ["湖人", "国足", "中超"]),
+    "翻译": (["{}用英语怎么说", "把{}翻译成日语", "{}的法语是什么", "用德语说{}", "帮我翻译{}"],
+           ["早上好", "谢谢你", "银行在哪里"]),
+    "查词典": (["{}是什么意思", "解释一下{}这个词", "查查{}的释义", "{}这个成语怎么用", "{}的近义词有哪些"],
+            ["饕餮", "醍醐灌顶", "踌躇"]),
+    "播放播客": (["继续播放{}", "放一集{}", "{}更新了吗", "从头播放{}", "下一集{}"],
+             ["得到", "故事FM", "科学有意思"]),
+    "提醒事项": (["今晚提醒我{}", "别让我忘了{}", "设个提醒：{}", "待会儿记得叫我{}", "明天提醒我{}"],
+             ["浇花", "交房租", "吃药"]),
+    "运动记录": (["我今天走了多少{}", "帮我记录{}", "看看这周的{}", "我的{}目标是多少", "同步一下今天的{}"],
+             ["步数", "消耗的卡路里", "跑步距离"]),
+    "电影场次": (["{}什么时候上映", "今晚{}有哪些场次", "哪家影院在放{}", "周末还有{}吗", "买两张{}的票"],
+             ["流浪地球", "长安三万里", "新的动画片"]),
+    "快递查询": (["我的{}到哪了", "查一下{}的物流", "{}什么时候能到", "{}发货了没有", "看看{}的配送状态"],
+             ["快递", "新手机", "网购的书"]),
+    "讲笑话": (["讲个{}笑话", "说点{}的", "来一个{}段子", "逗我开心，讲点{}的", "你会讲{}笑话吗"],
+            ["好笑的", "冷", "有趣的"]),
+}
+SUPPORT_ZH = {
+    "天气": ["明天北京会下雨吗？", "今晚会降温到几度？"],
+    "音乐": ["放一首轻松的爵士乐。", "切到这张专辑的下一首歌。"],
+    "烹饪": ["鸡蛋要煮几分钟？", "做蛋糕没有黄油可以用什么代替？"],
+    "银行": ["转五百块到我的储蓄账户。", "为什么我的银行卡在商店被拒了？"],
+    "旅行": ["帮我找一张三月去东京的便宜机票。", "去加拿大需要办签证吗？"],
+}
+PREDICT_ZH = [
+    "周末天气预报说会下雪吗？",
+    "播放我最喜欢的乐队的新专辑。",
+    "米饭要焖多少分钟？",
+    "我的支票账户还有多少余额？",
+    "机场附近今晚有哪些酒店有空房？",
+    "把这首歌的音量调大一点。",
+    "今天上班要带伞吗？",
+    "我想给我姐姐的账户汇一笔钱。",
+]
+LANGUAGES = {"en": (INTENTS, SUPPORT, PREDICT), "zh": (INTENTS_ZH, SUPPORT_ZH, PREDICT_ZH)}
+
+def intent_lines(intents=INTENTS):
     lines = []
-    for intent, (templates, fillers) in INTENTS.items():
+    for intent, (templates, fillers) in intents.items():
         for template in templates:
             for filler in fillers:
                 lines.append(f"{template.format(filler)}\t{intent}")
@@ -86,15 +148,17 @@ def intent_lines():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output_dir", default="demo_data")
+    parser.add_argument("--language", default="en", choices=sorted(LANGUAGES))
     args = parser.parse_args()
+    intents, support, predict = LANGUAGES[args.language]
     os.makedirs(args.output_dir, exist_ok=True)
-    outputs = {"intents.tsv": intent_lines(),
-               "support.tsv": [f"{text}\t{label}" for label, texts in SUPPORT.items() for text in texts],
-               "predict.txt": PREDICT}
+    outputs = {"intents.tsv": intent_lines(intents),
+               "support.tsv": [f"{text}\t{label}" for label, texts in support.items() for text in texts],
+               "predict.txt": predict}
     for name, lines in outputs.items():
         with open(os.path.join(args.output_dir, name), "w", encoding="utf-8") as writer:
             writer.write("\n".join(lines) + "\n")
-    print(f"wrote {', '.join(outputs)} in {args.output_dir} ({len(INTENTS)} intents, {len(outputs['intents.tsv'])} sentences)")
+    print(f"wrote {', '.join(outputs)} in {args.output_dir} ({len(intents)} intents, {len(outputs['intents.tsv'])} sentences)")
 
 
 if __name__ == "__main__":

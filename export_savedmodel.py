@@ -16,7 +16,7 @@ from absl import logging as absl_logging
 import common_flags  # defines --model_dir and --support_file
 import processors
 from bert import export
-from bert.errors import UserInputError, run_main
+from bert.errors import run_main
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("export_dir", None, "Where version folders 1, 2, ... go (TensorFlow Serving's model base path).")
@@ -25,13 +25,9 @@ flags.DEFINE_string("checkpoint", None, "Export this checkpoint instead of model
 
 def main(argv):
     del argv
-    import logging
-    import tensorflow as tf
-    tf.get_logger().setLevel(logging.ERROR)
+    common_flags.quiet_tensorflow()
     common_flags.reject_tpu()
-    missing = [f"--{name}" for name in ("model_dir", "export_dir") if not getattr(FLAGS, name)]
-    if missing:
-        raise UserInputError("missing required flag(s): " + ", ".join(missing))
+    common_flags.require("model_dir", "export_dir")
     support = None
     if FLAGS.support_file:
         examples = processors.read_text_label_file(FLAGS.support_file, "support")

@@ -79,12 +79,8 @@ def main(argv):
     import tensorflow_text  # noqa: F401  (registers the tokenization ops the SavedModel uses)
 
     common_flags.reject_tpu()
-    missing = [f"--{name}" for name in ("saved_model_dir", "predict_file", "output_file") if not getattr(FLAGS, name)]
-    if missing:
-        raise UserInputError("missing required flag(s): " + ", ".join(missing))
+    common_flags.require("saved_model_dir", "predict_file", "output_file")
     batch_size = FLAGS.predict_batch_size if FLAGS["predict_batch_size"].present else DEFAULT_BATCH
-    if batch_size < 1:
-        raise UserInputError("--predict_batch_size must be at least 1")
     saved_model_dir = export.resolve_saved_model(FLAGS.saved_model_dir)
     serve = tf.saved_model.load(saved_model_dir).signatures[export.SIGNATURE_TEXT]
     names = sorted(serve.structured_input_signature[1])

@@ -14,7 +14,6 @@ import dataclasses
 import os
 from typing import Optional
 
-import tensorflow as tf
 from absl import flags, logging
 
 import common_flags
@@ -53,28 +52,29 @@ def make_processor(run):
     return processors.get_processor(run.task_name, run.processor)
 
 
-def validation(setup, run, task, bert_estimator, eval_input_fn, eval_steps):
-    """Evaluate every eval_every_steps on the dev set and keep the best checkpoint by best_metric."""
-    if not (setup.eval_every_steps and eval_input_fn):
+def validation(setup, run, task, bert_estimator, dev):
+    """The dev set's evaluation while training: every eval_every_steps (0: never), keeping the best
+    checkpoint by best_metric; under multi-worker training, train_and_evaluate's evaluation."""
+    if dev is None:
         return None
+    input_fn, steps, digest = dev
     metric = run.best_metric or ("macro_f1" if run.processor.multi_label else "accuracy")
     scorer = task.scorer()
     return estimator.Validation(
         setup.eval_every_steps,
-        lambda checkpoint: scorer.score(bert_estimator.evaluate(eval_input_fn, steps=eval_steps,
-                                                                checkpoint_path=checkpoint)),
-        metric, model_folder.best_dir(setup.output_dir), lower_is_better=metric == "loss",
-        patience=run.early_stopping_patience)
+        lambda checkpoint: scorer.score(bert_estimator.evaluate(input_fn, steps=steps, checkpoint_path=checkpoint)),
+        metric, model_folder.best_dir(setup.output_dir), lower_is_better=metric in tasks.ClassificationScorer.LOSSES,
+        patience=run.early_stopping_patience, data=digest, input_fn=input_fn, steps=steps)
 
 
 def dev_input(setup, run, task, processor, cache):
-    """(input_fn, steps) over the dev set, its labels checked against the task's."""
+    """(input_fn, steps, data digest) over the dev set, its labels checked against the task's."""
     dev_examples = processor.get_dev_examples(run.data_dir)
     processors.check_labels(dev_examples, task.labels)
     dev_path, dev_count = cache.features(task, dev_examples, "dev")
     input_fn = input_pipeline.tfrecord_input_fn_builder(dev_path, task.feature_spec(), setup.eval_batch_size,
                                                         is_training=False)
-    return input_fn, -(-dev_count // setup.eval_batch_size)
+    return input_fn, -(-dev_count // setup.eval_batch_size), input_pipeline.data_digest(dev_examples)
 
 
 def write_test_results(path, task, predictions):
@@ -108,7 +108,8 @@ def main(argv):
         processor=processors.ProcessorOptions(
             text_a_column=FLAGS.text_a_column, text_b_column=FLAGS.text_b_column, label_column=FLAGS.label_column,
             has_header=FLAGS.has_header, multi_label=FLAGS.multi_label, label_separator=FLAGS.label_separator),
-        best_metric=FLAGS.best_metric, early_stopping_patience=FLAGS.early_stopping_patience,
+        best_metric=tasks.ClassificationScorer.check_metric(FLAGS.best_metric, FLAGS.multi_label),
+        early_stopping_patience=FLAGS.early_stopping_patience,
         overwrite_output_dir=FLAGS.overwrite_output_dir)
     classify(setup, run, FLAGS.do_train, FLAGS.do_eval, FLAGS.do_predict)
 
@@ -133,7 +134,7 @@ def classify(setup, run, do_train, do_eval, do_predict):
     cache = setup.feature_cache(processor=run.task_name)
     if do_train:
         model_folder.save_model_info(setup, task, text_pair=any(e.text_b for e in train_examples))
-    eval_input_fn, eval_steps = dev_input(setup, run, task, processor, cache) if do_eval else (None, None)
+    dev = dev_input(setup, run, task, processor, cache) if do_eval else None
 
     optimizer_config, hooks = None, ()
     if do_train:
@@ -154,21 +155,14 @@ def classify(setup, run, do_train, do_eval, do_predict):
                      setup.gradient_accumulation_steps, micro_batch)
         train_input_fn = input_pipeline.tfrecord_input_fn_builder(
             train_path, task.feature_spec(), micro_batch, is_training=True, drop_remainder=True, seed=setup.seed)
-        if setup.run.distribution == "multi_worker":
-            # Estimator runs multi-worker training only through train_and_evaluate.
-            tf.estimator.train_and_evaluate(
-                bert_estimator, tf.estimator.TrainSpec(train_input_fn, max_steps=total_steps),
-                tf.estimator.EvalSpec(eval_input_fn or train_input_fn, steps=eval_steps or 1, throttle_secs=0))
-        else:
-            estimator.train(bert_estimator, train_input_fn, total_steps,
-                            validation(setup, run, task, bert_estimator, eval_input_fn, eval_steps))
+        estimator.train(bert_estimator, train_input_fn, total_steps,
+                        validation(setup, run, task, bert_estimator, dev))
         if not estimator.is_chief():  # multi-worker: only the chief evaluates and predicts
             return
 
     checkpoint_path = model_folder.best_checkpoint(setup.output_dir)
     if do_eval:
-        report = task.scorer().score(bert_estimator.evaluate(eval_input_fn, steps=eval_steps,
-                                                             checkpoint_path=checkpoint_path))
+        report = task.scorer().score(bert_estimator.evaluate(dev[0], steps=dev[1], checkpoint_path=checkpoint_path))
         model_folder.write_eval_results(setup.output_dir, report)
         if "confusion_matrix" in report:  # single-label only
             plots.write_confusion_matrix(os.path.join(setup.output_dir, "confusion_matrix.png"),

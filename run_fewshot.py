@@ -96,7 +96,15 @@ def load_splits(data):
     present = sorted({e.label for e in pooled})
     if data.class_split_file:
         named = files.read_json(data.class_split_file, "class split file", expect=dict)
-        split = {k: sorted(map(str, named.get(k, []))) for k in ("train_classes", "val_classes", "test_classes")}
+        parts = ("train_classes", "val_classes", "test_classes")
+        for part in parts:
+            if not (isinstance(named.get(part, []), list) and all(isinstance(c, str) for c in named.get(part, []))):
+                raise UserInputError(f"{data.class_split_file}: \"{part}\" must be a list of class names")
+        split = {part: sorted(named.get(part, [])) for part in parts}
+        for a, b in (("train", "test"), ("train", "val"), ("val", "test")):
+            shared = sorted(set(split[f"{a}_classes"]) & set(split[f"{b}_classes"]))
+            if shared:
+                raise UserInputError(f"{data.class_split_file}: {a} and {b} classes overlap: {shared[:10]}")
         unknown = sorted(set(sum(split.values(), [])) - set(present))
         if unknown:
             raise UserInputError(f"{data.class_split_file}: classes not in the data: {unknown[:10]}")

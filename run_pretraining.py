@@ -24,7 +24,7 @@ import tensorflow as tf
 from absl import flags, logging
 
 import common_flags
-from bert import estimator, input_pipeline, model_fn, model_folder, tasks
+from bert import checkpoint, estimator, input_pipeline, model_fn, model_folder, tasks
 from bert import pretraining_data as pretraining_data_files
 from bert.errors import UserInputError, run_main
 
@@ -58,8 +58,10 @@ def pretrain(setup, task, paths, num_train_steps, num_warmup_steps):
     model_folder.save_model_info(setup, task)
     replicas, micro_batch = setup.micro_batch(bert)
     # Resuming: skip the batches the earlier run consumed, so the data order is the uninterrupted one's.
+    if estimator.is_chief():
+        model_folder.resume_from_a_whole_checkpoint(setup.output_dir)
     latest = tf.train.latest_checkpoint(setup.output_dir)
-    done = model_folder.checkpoint_step(latest) if latest else 0
+    done = checkpoint.checkpoint_step(latest) if latest else 0
     # Each worker's input pipeline feeds its own replicas one batch each per micro-step.
     skip = done * setup.gradient_accumulation_steps * (replicas // estimator.num_workers())
     if done:

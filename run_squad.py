@@ -53,7 +53,7 @@ def train(setup, run, task, bert_config):
     if run.train_file:
         train_examples = squad.read_squad_file(run.train_file, run.version_2_with_negative)
         model_folder.check_run(setup.output_dir, dict(
-            setup.identity(bert_config), task=task.name, window=dataclasses.asdict(run.window),
+            setup.identity(bert_config), task=task.name,
             training_data=input_pipeline.data_digest(train_examples)), record=estimator.is_chief())
         usable = [e for e in train_examples if squad.answer_recoverable(e)]
         logging.info("training on %d questions (%d skipped: answer not found at its offset)", len(usable),
@@ -127,8 +127,7 @@ def main(argv):
     bert_config = setup.bert_config()
     task = tasks.SpanTask(setup.tokenizer(bert_config), run.window)
     model_folder.claim(setup.output_dir, FLAGS.overwrite_output_dir, exclusive=estimator.is_chief())
-    model_folder.check_run(setup.output_dir, dict(setup.identity(bert_config), task=task.name,
-                                                  window=dataclasses.asdict(run.window)), record=False)
+    model_folder.check_run(setup.output_dir, dict(setup.identity(bert_config), task=task.name), record=False)
     bert = train(setup, run, task, bert_config)
     if run.predict_file and estimator.is_chief():
         predict(setup, run, task, bert, FLAGS.do_eval)

@@ -179,3 +179,12 @@ SMALL_CHINESE_CONFIG = {"vocab_size": 21128, "hidden_size": 256, "num_hidden_lay
                         "intermediate_size": 1024, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
                         "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 512, "type_vocab_size": 2,
                         "initializer_range": 0.02, "layer_norm_eps": 1e-12}
+
+
+def markdown_table(header, rows, align=None):
+    """A markdown table: header (cells), rows (lists of cells, str() of each), align (one "---" / "---:" per
+    column; default: the first column left, the others right)."""
+    align = align or ["---"] + ["---:"] * (len(header) - 1)
+    lines = ["| " + " | ".join(map(str, header)) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return "\n".join(lines)

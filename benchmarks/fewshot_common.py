@@ -68,20 +68,23 @@ def cell(result):
     return f"{100 * result['accuracy']:.2f} ± {100 * result['ci95']:.2f}" if result else "—"
 
 
-def combined_table(rows, settings, references=None):
+def combined_table(rows, settings, references=None, encoder=None):
     """rows: [(name, {setting: result}), ...] -> markdown, one column per setting plus episodes.
 
     references: [(name, {setting: accuracy %}), ...] printed as given (no interval known).
+    encoder: the encoder that produced every row, in an encoder column (none when None).
     """
-    lines = ["| model | " + " | ".join(settings) + " | episodes per setting |",
-             "| --- |" + " ---: |" * (len(settings) + 1)]
+    model = "| model | " + ("encoder | " if encoder else "")
+    lines = [model + " | ".join(settings) + " | episodes per setting |",
+             "| --- |" + (" --- |" if encoder else "") + " ---: |" * (len(settings) + 1)]
     for name, by_setting in rows:
         cells = [cell(by_setting.get(s)) for s in settings]
         episodes = sorted({by_setting[s]["episodes"] for s in settings if s in by_setting})
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {', '.join(map(str, episodes))} |")
+        lines.append(f"| {name} | " + (f"{encoder} | " if encoder else "") + " | ".join(cells)
+                     + f" | {', '.join(map(str, episodes))} |")
     for name, by_setting in references or []:
         cells = [by_setting.get(s, "—") for s in settings]
-        lines.append(f"| {name} | " + " | ".join(cells) + " | 1000 |")
+        lines.append(f"| {name} | " + ("— | " if encoder else "") + " | ".join(cells) + " | 1000 |")
     return "\n".join(lines)
 
 
@@ -139,7 +142,8 @@ def describe_lengths(lengths, max_seq_length):
 
 
 def run_benchmark(args, shared, *, untrained_only, untrained, untrained_label, title, eval_flags=(),
-                  baseline_flags=(), references=None, validation="", show_verdict=False, compare_finetune=False):
+                  baseline_flags=(), references=None, validation="", show_verdict=False, compare_finetune=False,
+                  encoder=None, report_file=None):
     """The runs and the report both few-shot drivers make, once their data are written.
 
     args: the parsed flags (add_run_flags' and output_dir); shared: the run_fewshot.py flags of every
@@ -151,7 +155,9 @@ def run_benchmark(args, shared, *, untrained_only, untrained, untrained_label, t
     --eval_settings in every run; baseline_flags follow --baseline_episodes. references: rows for
     combined_table; validation: said of the validation classes in the meta-training line. show_verdict:
     whether meta-training beats the untrained encoder at every 1-shot setting; compare_finetune:
-    meta-trained against fine-tuning on the baseline's settings.
+    meta-trained against fine-tuning on the baseline's settings. encoder: named in the combined table's
+    encoder column (none when None). report_file: the summary printed at the end is also written there
+    (markdown, with the commands as a table of wall and CPU seconds).
     """
     settings = args.eval_settings.split(",")
     untrained_name, untrained_row = untrained
@@ -184,26 +190,42 @@ def run_benchmark(args, shared, *, untrained_only, untrained, untrained_label, t
             finetune = results["baseline"]["rows"]["fine-tuning"]
             rows.append((f"fine-tuning ({args.baseline_episodes} episodes)", finetune))
     total = time.perf_counter() - start
+    summary = []
 
-    print(title(first))
-    print(combined_table(rows, settings, references))
-    print("\n" + speed_table(rows, settings))
+    def say(text):
+        print(text)
+        summary.append(text)
+
+    say(title(first))
+    say(combined_table(rows, settings, references, encoder))
+    say("\n" + speed_table(rows, settings))
     if "meta" in results:
         training = results["meta"]["training"]
-        print(f"\nmeta-training: {training['episodes']} episodes of {args.n_way}-way {args.k_shot}-shot "
-              f"{args.q_query}-query at {training['episodes_per_second']:.2f} episodes/s "
-              f"(training steps only, validation excluded); learning rate {args.learning_rate:g}, "
-              f"validation every {args.eval_every_steps} episodes{validation} "
-              f"({settings[0]}, {args.val_episodes} episodes)")
+        say(f"\nmeta-training: {training['episodes']} episodes of {args.n_way}-way {args.k_shot}-shot "
+            f"{args.q_query}-query at {training['episodes_per_second']:.2f} episodes/s "
+            f"(training steps only, validation excluded); learning rate {args.learning_rate:g}, "
+            f"validation every {args.eval_every_steps} episodes{validation} "
+            f"({settings[0]}, {args.val_episodes} episodes)")
         meta, other = results["meta"]["rows"]["meta-trained"], results["meta"]["rows"][untrained_row]
-        print("\n" + comparison(meta, other, settings, untrained_label))
+        say("\n" + comparison(meta, other, settings, untrained_label))
         if show_verdict:
             beats, losses = verdict(meta, other, settings)
-            print(f"\nmeta-trained beats {untrained_label} at every 1-shot setting: {'yes' if beats else 'NO'}; "
-                  f"settings where it is below {untrained_label}: {', '.join(losses) if losses else 'none'}")
+            say(f"\nmeta-trained beats {untrained_label} at every 1-shot setting: {'yes' if beats else 'NO'}; "
+                f"settings where it is below {untrained_label}: {', '.join(losses) if losses else 'none'}")
         if compare_finetune and "baseline" in results:
             finetune = results["baseline"]["rows"]["fine-tuning"]
             both = [s for s in settings if s in finetune]
-            print("\n" + comparison(meta, finetune, both, "fine-tuning"))
+            say("\n" + comparison(meta, finetune, both, "fine-tuning"))
+            for name, row, where in ((untrained_label, other, settings), ("fine-tuning", finetune, both)):
+                below = [s for s in where if meta[s]["accuracy"] <= row[s]["accuracy"]]
+                say(f"\nmeta-trained above {name} in every setting ({', '.join(where)}): "
+                    f"{'yes' if not below else 'NO, not at ' + ', '.join(below)}")
     runner.print_commands()
-    print(f"total wall time {minutes(total)} (2 CPU cores; other jobs on the machine slow it down)")
+    cpu = sum(r["cpu"] for r in runner.runs)
+    say(f"total wall time {minutes(total)}, CPU time {minutes(cpu)} (user + system of the runs; 2 CPU cores, "
+        "other jobs on the machine slow it down)")
+    if report_file:
+        with open(report_file, "w", encoding="utf-8") as writer:
+            writer.write("\n".join(summary).lstrip() + "\n\nCommands (cwd the repository root):\n\n"
+                         + runner.commands_markdown() + "\n")
+        print(f"(written to {os.path.relpath(report_file, REPO)})")

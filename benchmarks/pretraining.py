@@ -112,9 +112,9 @@ def read_flags_file(path):
 def point_at_checkpoint(eval_dir, checkpoint_prefix):
     """Makes eval_dir's latest checkpoint `checkpoint_prefix` (an absolute path elsewhere), so that
     run_pretraining.py --do_eval --output_dir=eval_dir evaluates that very checkpoint."""
-    from bert import model_folder  # imports TensorFlow: only when a checkpoint is evaluated
+    from bert import checkpoint  # imports TensorFlow: only when a checkpoint is evaluated
     fresh_dir(eval_dir)
-    model_folder.write_checkpoint_state(os.path.join(REPO, eval_dir), checkpoint_prefix)
+    checkpoint.write_checkpoint_state(os.path.join(REPO, eval_dir), checkpoint_prefix)
 
 
 def evaluate_checkpoints(runner, train_dir, work, held_data, config, batch_size, eval_batches, skip_step_zero=False):

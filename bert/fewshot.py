@@ -6,9 +6,10 @@ Evaluation embeds every example once, then samples episodes on those embeddings 
 about a second.
 """
 import dataclasses
+import hashlib
+import os
 import re
 import shutil
-import tempfile
 import time
 from typing import List, Optional, Sequence
 
@@ -16,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from bert import estimator, heads, input_pipeline, model_fn, model_folder, optimization, tasks
+from bert import estimator, files, heads, input_pipeline, model_fn, model_folder, optimization, tasks
 from bert.errors import UserInputError
 
 tf1 = tf.compat.v1
@@ -68,6 +69,12 @@ def keep_classes_with(rows, needed, n_way, labels, purpose):
     return kept, message
 
 
+def class_means(embeddings, labels, classes):
+    """Prototypes: the mean embedding of each class, in the order of `classes` -> [classes, hidden]."""
+    labels = np.asarray(labels)
+    return np.stack([embeddings[labels == c].mean(0) for c in classes])
+
+
 def softmax(logits):
     shifted = np.exp(logits - logits.max(-1, keepdims=True))
     return shifted / shifted.sum(-1, keepdims=True)
@@ -107,7 +114,10 @@ class Embedder:
 
     def __call__(self, arrays, checkpoint=None):
         output_dir = self.setup.output_dir
-        model_dir = output_dir if checkpoint else tempfile.mkdtemp(prefix="frozen-", dir=output_dir)
+        model_dir = output_dir
+        if not checkpoint:  # an empty model_dir: Estimator starts from init_checkpoint (a killed run's is cleaned)
+            model_dir = files.temporary_name(os.path.join(output_dir, "frozen"))
+            os.makedirs(model_dir)
         try:
             settings = dataclasses.replace(self.setup.run, model_dir=model_dir, distribution="none")
             # Without a checkpoint in model_dir, Estimator initialises: the encoder from init_checkpoint.
@@ -145,7 +155,8 @@ def meta_train(task, setup, bert_config, episodes, arrays, rows, val=None):
         scorer = task.scorer(n_way, k_shot, episodes.eval_q_query, episodes.val_episodes, episodes.eval_seed)
         validation = estimator.Validation(
             setup.eval_every_steps, lambda checkpoint: scorer.score(embed(val_arrays, checkpoint), val_rows),
-            "accuracy", model_folder.best_dir(setup.output_dir), label=f"validation {setting} accuracy")
+            "accuracy", model_folder.best_dir(setup.output_dir), label=f"validation {setting} accuracy",
+            data=hashlib.sha256(b"".join(val_arrays[name].tobytes() for name in sorted(val_arrays))).hexdigest())
     seconds = estimator.train(bert, input_fn, total, validation)
     return {"episodes": total, "episodes_per_second": total / seconds if seconds > 0 else float("inf")}
 
@@ -213,7 +224,7 @@ def classify(task_for, setup, bert_config, cache, support, queries):
     support_arrays = cache.arrays(task, support, "fewshot-support")
     support_embeddings = embed(support_arrays, checkpoint)
     query_embeddings = embed(cache.arrays(task, queries, "fewshot-predict"), checkpoint)
-    prototypes = np.stack([support_embeddings[support_arrays["label_ids"] == c].mean(0) for c in range(len(classes))])
+    prototypes = class_means(support_embeddings, support_arrays["label_ids"], range(len(classes)))
     logits = task.distance.np_logits(query_embeddings, prototypes, task.distance.params_from(checkpoint))
     return Classified(classes, softmax(logits), task.distance.np_distances(query_embeddings, prototypes), checkpoint)
 

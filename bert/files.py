@@ -1,43 +1,60 @@
 """Writing files so that a reader never sees half of one; reading JSON with errors that name the line;
 TSV files whose fields are escaped so that every row stays one line of the same width."""
+import contextlib
+import fcntl
 import json
 import os
 import re
 import shutil
-import tempfile
+import socket
+import time
 
 from bert.errors import UserInputError
 
 
-def write_text_atomic(path, text):
-    """Writes `text` to `path` through a temporary file in the same folder, so no reader sees half."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".tmp-{os.getpid()}-", suffix="-" + os.path.basename(path))
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as writer:
-            writer.write(text)
-        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes it private; give it a normal file's mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+# Temporaries carry the writer's process id and host ("name.tmp-PID@HOST"), so that
+# remove_stale_temporaries can tell a dead writer's leftovers from a live one's work, and never touches
+# another machine's (a folder shared by the workers of a cluster).
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40] or "host"
+_TEMPORARY = re.compile(r".+\.tmp-(\d+)@(\w+)")
 
 
 def temporary_name(path):
-    """Where to write `path` before renaming it into place: its name with this process's id, so that
-    remove_stale_temporaries can tell a dead writer's leftovers from a live one's work."""
-    return f"{path}.tmp-{os.getpid()}"
+    """Where to write `path` (a file or a folder) before renaming it into place."""
+    return f"{path}.tmp-{os.getpid()}@{_HOST}"
 
 
-# A temporary of this module: "<name>.tmp-<pid>" (temporary_name) or ".tmp-<pid>-..." (write_text_atomic).
-_TEMPORARY = re.compile(r"(?:.+\.tmp-(\d+)|\.tmp-(\d+)-.*)")
+@contextlib.contextmanager
+def replacing(path):
+    """Yields a temporary path beside `path`; when the block ends without an error it is renamed to
+    `path` in one step (readers see the old file or the new one, never half), else removed."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = temporary_name(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.isdir(tmp) and not os.path.islink(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif os.path.lexists(tmp):
+            os.remove(tmp)
+
+
+def write_text_atomic(path, text):
+    """Writes `text` to `path` through a temporary file in the same folder, so no reader sees half."""
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as writer:
+        writer.write(text)
+
+
+def copy_atomic(source, path):
+    """Copies `source` to `path` so that no reader (or a kill mid-copy) leaves half of it at `path`."""
+    with replacing(path) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def remove_stale_temporaries(folder):
-    """Deletes the temporaries that processes no longer running left in `folder` (a kill mid-write);
-    a live process's are kept. Returns the names removed."""
+    """Deletes the temporaries that processes of this machine no longer running left in `folder` (a
+    kill mid-write); a live process's, and other machines', are kept. Returns the names removed."""
     removed = []
     try:
         names = os.listdir(folder)
@@ -45,7 +62,7 @@ def remove_stale_temporaries(folder):
         return removed
     for name in names:
         match = _TEMPORARY.fullmatch(name)
-        if not match or _alive(int(match.group(1) or match.group(2))):
+        if not match or match.group(2) != _HOST or _alive(int(match.group(1))):
             continue
         path = os.path.join(folder, name)
         try:
@@ -54,6 +71,50 @@ def remove_stale_temporaries(folder):
         except OSError:
             pass  # another cleaner got there first
     return removed
+
+
+_held_locks = {}  # real folder path -> open lock file, held until the process exits
+
+
+def lock_folder(folder, what="run"):
+    """Takes `folder`'s lock (folder/.lock) for this process, or fails at once with a UserInputError
+    naming the holder: two runs never write one folder together."""
+    key = os.path.realpath(folder)
+    if key in _held_locks:
+        return
+    os.makedirs(folder, exist_ok=True)
+    handle = open(os.path.join(folder, LOCK_FILE), "a+", encoding="utf-8")
+    try:
+        # A POSIX record lock: held by this process alone (forked workers do not inherit it, so a killed
+        # run's orphaned workers never keep the folder locked) and released when the process ends.
+        fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise UserInputError(f"{folder}: another {what} ({holder}) is using this folder; wait for it to finish "
+                             "or choose another folder") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    handle.flush()
+    _held_locks[key] = handle
+
+
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def locked_folder(folder, what="run"):
+    """lock_folder for the duration of a block (released after it, unless this process held it before)."""
+    key = os.path.realpath(folder)
+    held = key in _held_locks
+    lock_folder(folder, what)
+    try:
+        yield
+    finally:
+        if not held:
+            _held_locks.pop(key).close()
 
 
 def _alive(pid):
@@ -121,27 +182,17 @@ def write_tsv(path, header, rows):
     """Writes a TSV file atomically: the `header` row (None for none), then `rows` (any iterable,
     e.g. a generator, of sequences), every field escaped by escape_tsv_field. Every row must have as
     many fields as the header (or, without one, as the first row): the file stays rectangular."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".tmp-{os.getpid()}-", suffix="-" + os.path.basename(path))
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as writer:
-            width = len(header) if header is not None else None
-            if header is not None:
-                writer.write("\t".join(map(escape_tsv_field, header)) + "\n")
-            for number, row in enumerate(rows, start=1):
-                row = list(row)
-                if width is None:
-                    width = len(row)
-                elif len(row) != width:
-                    raise ValueError(f"{path}: row {number} has {len(row)} fields, the file has {width}")
-                writer.write("\t".join(map(escape_tsv_field, row)) + "\n")
-        os.chmod(tmp, 0o666 & ~umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as writer:
+        width = len(header) if header is not None else None
+        if header is not None:
+            writer.write("\t".join(map(escape_tsv_field, header)) + "\n")
+        for number, row in enumerate(rows, start=1):
+            row = list(row)
+            if width is None:
+                width = len(row)
+            elif len(row) != width:
+                raise ValueError(f"{path}: row {number} has {len(row)} fields, the file has {width}")
+            writer.write("\t".join(map(escape_tsv_field, row)) + "\n")
 
 
 def read_tsv(path) -> list:

@@ -7,19 +7,16 @@ spm.model for SentencePiece), label_map.json (`save_label_map`), eval_results.js
 (`write_eval_results`), checkpoints (model.ckpt-N) and best/ (the best checkpoint by validation, with
 best_eval.json; `keep_best`). Reading: `ModelInfo` is model_info.json, `trained_checkpoint` /
 `best_checkpoint` / `find_checkpoint` find the checkpoint to use, `load_label_map` the labels, and
-`TrainedModel.load` gathers everything export and feature extraction need (bert/export/).
-`write_checkpoint_state` writes the `checkpoint` file that names a folder's latest checkpoint. A run
+`TrainedModel.load` gathers everything export and feature extraction need (bert/export/). A run
 claims the folder first (`claim`: a lock, cleanup, --overwrite_output_dir) and `check_run` binds it to
 one run (run.json).
 """
 import dataclasses
-import fcntl
 import glob
 import json
 import os
 import re
 import shutil
-import time
 from typing import List, Optional
 
 import tensorflow as tf
@@ -96,7 +93,10 @@ def find_checkpoint(model_dir):
     Falls back to the highest model.ckpt-N on disk when the `checkpoint` state file is missing or
     names paths that moved with the folder, and to bert_model.ckpt (a pretrained model folder).
     """
-    for folder in (os.path.join(model_dir, "best"), model_dir):
+    best = best_checkpoint(model_dir)
+    if best:
+        return best
+    for folder in (best_dir(model_dir), model_dir):
         if not os.path.isdir(folder):
             continue
         latest = tf.train.latest_checkpoint(folder)
@@ -162,40 +162,38 @@ class TrainedModel:
 # --- claiming an output folder for a run ----------------------------------------------------------------
 
 RUN_FILE = "run.json"  # what defines the run that trained in this folder
-LOCK_FILE = ".lock"
 # What this project writes into an output folder: all that --overwrite_output_dir removes (a user's
 # own files there are left alone).
 _RUN_OUTPUTS = re.compile(r"(run|model_info|label_map|class_split|bert_config|eval_results|fewshot_results|predictions|"
                           r"nbest_predictions|null_odds)\.json|vocab\.txt|spm\.model|eval_results\.txt|"
-                          r"fewshot_results\.md|(test_results|predictions)\.tsv|checkpoint|graph\.pbtxt|"
-                          r"model\.ckpt-\d+\..*|events\.out\.tfevents\..*|best|best\.tmp.*|cache|eval|frozen-.*|"
-                          r"\.tmp-.*|.*\.tmp-\d+")
-_held_locks = {}  # folder -> open lock file, held until the process exits
+                          r"fewshot_results\.(md|png)|confusion_matrix\.png|(test_results|predictions)\.tsv|"
+                          r"checkpoint|graph\.pbtxt|model\.ckpt-\d+\..*|events\.out\.tfevents\..*|best|cache|eval|"
+                          r"frozen-.*|.*\.tmp-\d+@\w+")
 
 
 def claim(output_dir, overwrite=False, exclusive=True):
-    """Makes output_dir this run's: creates it, takes its lock (exclusive: a second concurrent run into
-    the same folder fails at once with a clear message), removes what dead runs left half-written, and
-    with `overwrite` removes every output of an earlier run so that this one starts afresh.
+    """Makes output_dir this run's: creates it, takes its lock (a second concurrent run into the same
+    folder fails at once with a clear message), removes what dead runs left half-written, and with
+    `overwrite` removes every output of an earlier run so that this one starts afresh.
 
-    Multi-worker training shares one folder: only the chief passes exclusive=True.
+    Multi-worker training shares one folder: only the chief claims it (exclusive=True); the other
+    workers (exclusive=False) only create it, and never clean or overwrite what the chief writes.
     """
     os.makedirs(output_dir, exist_ok=True)
-    if exclusive:
-        _lock(output_dir)
+    if not exclusive:
+        return
+    files.lock_folder(output_dir)
     files.remove_stale_temporaries(output_dir)
     if overwrite:
         for name in os.listdir(output_dir):
             if _RUN_OUTPUTS.fullmatch(name):
                 path = os.path.join(output_dir, name)
                 shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
-    elif exclusive:
-        _resume_from_a_whole_checkpoint(output_dir)
 
 
-def _resume_from_a_whole_checkpoint(output_dir):
-    """When the latest checkpoint is damaged (a kill while it was written, a full disk), makes the newest
-    whole one the latest, with a warning, so that training resumes from there; none whole is an error."""
+def resume_from_a_whole_checkpoint(output_dir):
+    """Before training resumes in output_dir: when its latest checkpoint is damaged (a kill while it was
+    written, a full disk), makes the newest whole one the latest, with a warning; none whole is an error."""
     state = tf.train.get_checkpoint_state(output_dir)
     if state is None or not state.model_checkpoint_path:
         return
@@ -209,31 +207,11 @@ def _resume_from_a_whole_checkpoint(output_dir):
             continue
         if index:
             logging.warning("%s: resuming from %s, the newest whole checkpoint", output_dir, prefix)
-            write_checkpoint_state(output_dir, os.path.basename(prefix),
+            checkpoints.write_checkpoint_state(output_dir, os.path.basename(prefix),
                                    [os.path.basename(p) for p in reversed(candidates[index:])])
         return
     raise UserInputError(f"{output_dir}: no checkpoint there is whole ({', '.join(candidates)}); pass "
                          "--overwrite_output_dir to start afresh")
-
-
-def _lock(output_dir):
-    key = os.path.realpath(output_dir)
-    if key in _held_locks:
-        return
-    handle = open(os.path.join(output_dir, LOCK_FILE), "a+", encoding="utf-8")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise UserInputError(f"{output_dir}: another run ({holder}) is using this folder; wait for it to finish "
-                             "or choose another --output_dir") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-    handle.flush()
-    _held_locks[key] = handle
 
 
 def check_run(output_dir, identity, record=True):
@@ -290,7 +268,7 @@ def save_model_info(setup, task, **details):
     for source, name in ((setup.bert_config_file, "bert_config.json"), (text.path, vocab_name)):
         target = os.path.join(setup.output_dir, name or "")
         if source is not None and os.path.abspath(source) != os.path.abspath(target):
-            shutil.copyfile(source, target)
+            files.copy_atomic(source, target)
     info = dict(task=task.name, bert_config_file="bert_config.json", vocab_file=vocab_name, tokenizer=text.kind,
                 do_lower_case=text.do_lower_case, max_seq_length=setup.max_seq_length, **task.model_info(),
                 **details)
@@ -333,60 +311,56 @@ def write_eval_results(output_dir, report):
     print(json.dumps(scalars))
 
 
-def write_checkpoint_state(folder, checkpoint_prefix, all_prefixes=None):
-    """The `checkpoint` state file that makes `checkpoint_prefix` (a name in `folder`, or a path
-    elsewhere) folder's latest checkpoint, for tf.train.latest_checkpoint and Estimator; all_prefixes:
-    the checkpoints it lists, oldest first (default: that one)."""
-    os.makedirs(folder, exist_ok=True)
-    lines = [f'model_checkpoint_path: "{checkpoint_prefix}"']
-    lines += [f'all_model_checkpoint_paths: "{prefix}"' for prefix in all_prefixes or [checkpoint_prefix]]
-    files.write_text_atomic(os.path.join(folder, "checkpoint"), "\n".join(lines) + "\n")
-
-
 def best_dir(output_dir):
     return os.path.join(output_dir, BEST_DIR)
 
 
 def keep_best(checkpoint_path, destination, info):
-    """Copies one checkpoint (index + data shards) into `destination` with its state file and
-    best_eval.json (`info`), replacing what was there in one rename."""
-    tmp = files.temporary_name(destination)
-    os.makedirs(tmp)
+    """Keeps one checkpoint (index + data shards) in `destination` as the best so far, with `info` (its
+    score) in best_eval.json. best_eval.json, which names the checkpoint, is the commit point: the
+    new checkpoint's files are copied in first, the state file and the old files follow, so a kill at
+    any moment leaves a best_eval.json that names a whole checkpoint with its own score."""
     base = os.path.basename(checkpoint_path)
     folder = os.path.dirname(checkpoint_path)
-    for name in os.listdir(folder):
-        if name.startswith(base + ".index") or name.startswith(base + ".data-"):
-            shutil.copy2(os.path.join(folder, name), os.path.join(tmp, name))
-    write_checkpoint_state(tmp, base)
-    files.write_text_atomic(os.path.join(tmp, BEST_EVAL_FILE), json.dumps(info, indent=2) + "\n")
-    old = files.temporary_name(destination + ".old")
-    if os.path.exists(destination):
-        os.rename(destination, old)
-    os.replace(tmp, destination)
-    shutil.rmtree(old, ignore_errors=True)
+    os.makedirs(destination, exist_ok=True)
+    ours = [name for name in os.listdir(folder) if name.startswith(base + ".index") or name.startswith(base + ".data-")]
+    for name in ours:
+        files.copy_atomic(os.path.join(folder, name), os.path.join(destination, name))
+    files.write_text_atomic(os.path.join(destination, BEST_EVAL_FILE),
+                            json.dumps(dict(info, checkpoint=base), indent=2) + "\n")
+    checkpoints.write_checkpoint_state(destination, base)
+    for name in os.listdir(destination):
+        if name.startswith("model.ckpt-") and name not in ours:
+            os.remove(os.path.join(destination, name))
 
 
-def best_value(destination, metric):
-    """The value of `metric` that the checkpoint kept in `destination` scored (None: none kept, or kept
-    by another metric)."""
+def _best(destination):
+    """(checkpoint prefix, best_eval.json's content) kept in destination, or (None, None)."""
     path = os.path.join(destination, BEST_EVAL_FILE)
-    if not (os.path.exists(path) and tf.train.latest_checkpoint(destination)):
-        return None
+    if not os.path.exists(path):
+        return None, None
     info = files.read_json(path, "best checkpoint's evaluation", expect=dict)
-    return info.get("value") if info.get("metric") == metric else None
+    name = info.get("checkpoint")
+    prefix = os.path.join(destination, name) if isinstance(name, str) and os.path.basename(name) == name else None
+    if prefix is None or not os.path.exists(prefix + ".index"):  # written before best_eval.json named it
+        prefix = tf.train.latest_checkpoint(destination)
+    return (prefix, info) if prefix else (None, None)
+
+
+def best_value(destination, metric, data=None):
+    """The value of `metric` that the checkpoint kept in `destination` scored (None: none kept, or kept by
+    another metric, or scored on other evaluation data than `data`, a digest)."""
+    _, info = _best(destination)
+    if not info or info.get("metric") != metric or info.get("data") != data:
+        return None
+    return info.get("value")
 
 
 def best_checkpoint(output_dir):
-    """The checkpoint in output_dir/best, or None."""
-    folder = best_dir(output_dir)
-    return tf.train.latest_checkpoint(folder) if os.path.isdir(folder) else None
+    """The checkpoint kept in output_dir/best, or None."""
+    return _best(best_dir(output_dir))[0]
 
 
 def trained_checkpoint(output_dir):
     """The checkpoint a finished run stands for: best/ when it was kept, else the latest (None: untrained)."""
     return best_checkpoint(output_dir) or tf.train.latest_checkpoint(output_dir)
-
-
-def checkpoint_step(checkpoint_path):
-    """The global step stored in a checkpoint."""
-    return int(tf.train.load_checkpoint(checkpoint_path).get_tensor("global_step"))

@@ -11,6 +11,7 @@ to install (e.g. `apt-get install fonts-noto-cjk`).
 """
 import os
 import re
+import unicodedata
 import warnings
 
 import numpy as np
@@ -29,26 +30,47 @@ _CJK = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 _MISSING_GLYPH = r"Glyph \d+ .* missing from font"
 
 
-def cjk_fonts():
-    """The families of CJK_FONTS that are installed, in CJK_FONTS' order."""
-    installed = {font.name for font in font_manager.fontManager.ttflist}
-    return [name for name in CJK_FONTS if name in installed]
+def cjk_fonts(rescan=False):
+    """The families of CJK_FONTS that are installed, in CJK_FONTS' order. matplotlib lists fonts from
+    its cache (~/.cache/matplotlib), so one installed later is missed: rescan=True first adds the
+    system's font files that the cache does not know (in this process only)."""
+    manager = font_manager.fontManager
+    found = [name for name in CJK_FONTS if name in {font.name for font in manager.ttflist}]
+    if found or not rescan:
+        return found
+    known = {os.path.realpath(font.fname) for font in manager.ttflist}
+    for path in font_manager.findSystemFonts():
+        if os.path.realpath(path) not in known:
+            try:
+                manager.addfont(path)
+            except (OSError, RuntimeError, ValueError):
+                pass  # a font file FreeType cannot read
+    return cjk_fonts()
+
+
+def _has_cjk(texts):
+    return any(_CJK.search(str(text)) for text in texts)
+
+
+def _fonts(texts):
+    """rcParams for building a figure whose text includes `texts`: DejaVu Sans, then the installed CJK
+    families as per-glyph fallbacks. (A Text takes its font family when it is made, so this must
+    surround the building, not only the drawing.)"""
+    return rc_context({"font.family": ["DejaVu Sans"] + cjk_fonts(rescan=_has_cjk(texts))})
 
 
 def save(figure, path, texts=()):
     """Writes `figure` to `path` as a PNG, atomically. texts: the label strings drawn, to warn once
     when some are CJK and no CJK font is installed."""
-    fallback = cjk_fonts()
-    if not fallback and any(_CJK.search(str(text)) for text in texts):
+    if _has_cjk(texts) and not cjk_fonts():
         logging.warning("%s: no CJK font installed, so Chinese/Japanese/Korean labels are drawn as boxes; "
                         "install one (e.g. apt-get install fonts-noto-cjk, or fonts-wqy-microhei)", path)
     tmp = files.temporary_name(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     try:
-        with rc_context({"font.family": "sans-serif", "font.sans-serif": ["DejaVu Sans"] + fallback}):
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=_MISSING_GLYPH)
-                FigureCanvasAgg(figure).print_png(tmp)
+        with _fonts(texts), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_MISSING_GLYPH)
+            FigureCanvasAgg(figure).print_png(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -62,9 +84,14 @@ def fewshot_figure(rows, held_out_classes=None):
     rows: {row name: {setting "5w1s": {"accuracy": fraction, "ci95": fraction, ...}}}, the "rows" of
     fewshot_results.json (fewshot.evaluate). A line with one K is a point with an error bar instead.
     """
+    with _fonts(rows):
+        return _draw_fewshot(rows, held_out_classes)
+
+
+def _draw_fewshot(rows, held_out_classes):
     from bert.fewshot import parse_setting  # here, not at the top: bert.fewshot imports TensorFlow
 
-    figure = Figure(figsize=(6.4, 4.2), dpi=100, layout="tight")  # laid out when drawn, in save()'s fonts
+    figure = Figure(figsize=(6.4, 4.2), dpi=100, layout="tight")  # laid out when drawn
     axes = figure.add_subplot()
     colors = [f"C{i}" for i in range(10)]
     styles = ["-", "--", ":", "-."]
@@ -118,6 +145,11 @@ def confusion_figure(labels, matrix, title=None):
     confusion_matrix). Nonzero counts are written in their cells (up to 40 labels; past that, colour
     only); zeros are left blank. Long label names are cut to 24 characters.
     """
+    with _fonts(labels):
+        return _draw_confusion(labels, matrix, title)
+
+
+def _draw_confusion(labels, matrix, title):
     matrix = np.asarray(matrix, dtype=np.int64).reshape(len(labels), len(labels))
     n = len(labels)
     side = min(max(4.0, 0.32 * n + 2.5), 14.0)  # inches: about 30 labels fit at a readable size
@@ -127,8 +159,13 @@ def confusion_figure(labels, matrix, title=None):
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
     names = [_short(label) for label in labels]
     tick_size = 9 if n <= 12 else max(6.5, 9 - (n - 12) * 0.15)
-    axes.set_xticks(range(n), names, rotation=90 if n > 6 else 45, ha="center" if n > 6 else "right",
-                    fontsize=tick_size)
+    # Upright column names when they fit in a cell (short ones, e.g. Chinese words); else turned.
+    cell_points = 0.75 * side * 72 / max(n, 1)
+    widest = max((sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in name) for name in names),
+                 default=0)  # in half-em units: a CJK character is one em wide
+    rotation = 0 if widest * tick_size * 0.55 < 0.9 * cell_points else 45 if n <= 20 else 90
+    axes.set_xticks(range(n), names, rotation=rotation, ha="right" if rotation == 45 else "center",
+                    rotation_mode="anchor" if rotation == 45 else "default", fontsize=tick_size)
     axes.set_yticks(range(n), names, fontsize=tick_size)
     axes.set_xlabel("predicted label")
     axes.set_ylabel("true label")

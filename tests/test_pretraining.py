@@ -533,7 +533,7 @@ def test_interrupted_data_over_an_old_folder_is_never_trusted(tmp_path, vocab_fi
     # Rerun with fewer shards over a folder that has four: only the new run's two are listed and left.
     create(common + [f"--output_dir={data}", "--num_shards=4", "--random_seed=3"])
     create(common + [f"--output_dir={data}", "--num_shards=2", "--random_seed=4"])
-    assert sorted(os.listdir(data)) == ["pretrain-00000-of-00002.tfrecord", "pretrain-00001-of-00002.tfrecord",
+    assert sorted(os.listdir(data)) == [".lock", "pretrain-00000-of-00002.tfrecord", "pretrain-00001-of-00002.tfrecord",
                                         "pretrain_meta.json"]
     meta = json.loads((data / "pretrain_meta.json").read_text())
     assert meta["complete"] is True and sorted(meta["shard_files"]) == meta["shards"]

@@ -12,7 +12,7 @@ from typing import List
 import numpy as np
 import tensorflow as tf
 
-from bert import model_fn, tasks
+from bert import fewshot, model_fn, tasks
 from bert.errors import UserInputError
 from bert.model_folder import MODEL_INFO_FILE
 
@@ -147,9 +147,7 @@ class FewShotExporter(TaskExporter):
         embeddings = np.concatenate([
             session.run(self.embedding, encoder.feed(self.support.texts[start:start + batch_size]))
             for start in range(0, len(self.support.texts), batch_size)])
-        labels = np.asarray(self.support.labels)
-        prototypes = np.stack([embeddings[labels == c].mean(0) for c in self.classes])  # as run_fewshot.py
-        self.prototypes.load(prototypes, session)
+        self.prototypes.load(fewshot.class_means(embeddings, self.support.labels, self.classes), session)
 
     def label_map(self):
         return {"labels": self.classes, "multi_label": False}

@@ -11,12 +11,10 @@ import json
 import os
 import re
 import shutil
-import tempfile
-import uuid
 
 import tensorflow as tf
 
-from bert import tasks
+from bert import files, tasks
 from bert.errors import UserInputError
 from bert.export.exporters import EXPORTERS
 from bert.export.graph_tokenization import TextEncoder, write_vocab_asset
@@ -78,8 +76,10 @@ def export_saved_model(model_dir, export_dir, support=None, checkpoint=None):
                              f"(exportable: {', '.join(sorted(EXPORTERS))})")
     exporter = exporter_class(trained, support)
     os.makedirs(export_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".tmp-assets-", dir=export_dir)
-    building = os.path.join(export_dir, f".tmp-export-{uuid.uuid4().hex[:12]}")  # TF Serving skips it
+    files.remove_stale_temporaries(export_dir)  # what a killed export left
+    staging = files.temporary_name(os.path.join(export_dir, ".assets"))
+    os.makedirs(staging)
+    building = files.temporary_name(os.path.join(export_dir, ".export"))  # TF Serving skips it (not a number)
     try:
         graph = tf.Graph()
         with graph.as_default(), tf1.Session(graph=graph) as session:
