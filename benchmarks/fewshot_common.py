@@ -143,7 +143,7 @@ def describe_lengths(lengths, max_seq_length):
 
 def run_benchmark(args, shared, *, untrained_only, untrained, untrained_label, title, eval_flags=(),
                   baseline_flags=(), references=None, validation="", show_verdict=False, compare_finetune=False,
-                  encoder=None, report_file=None):
+                  encoder=None, report_file=None, val_setting=None):
     """The runs and the report both few-shot drivers make, once their data are written.
 
     args: the parsed flags (add_run_flags' and output_dir); shared: the run_fewshot.py flags of every
@@ -157,9 +157,15 @@ def run_benchmark(args, shared, *, untrained_only, untrained, untrained_label, t
     whether meta-training beats the untrained encoder at every 1-shot setting; compare_finetune:
     meta-trained against fine-tuning on the baseline's settings. encoder: named in the combined table's
     encoder column (none when None). report_file: the summary printed at the end is also written there
-    (markdown, with the commands as a table of wall and CPU seconds).
+    (markdown, with the commands as a table of wall and CPU seconds). val_setting: the setting the
+    validation during meta-training scores (run_fewshot.py validates on the first of --eval_settings, so
+    the meta run lists it first; the tables keep args.eval_settings' order); None: the first one.
     """
     settings = args.eval_settings.split(",")
+    val_setting = val_setting or settings[0]
+    if val_setting not in settings:
+        sys.exit(f"the validation setting {val_setting} is not one of --eval_settings={args.eval_settings}")
+    meta_settings = ",".join([val_setting] + [s for s in settings if s != val_setting])
     untrained_name, untrained_row = untrained
     runner = make_runner(args.python)
     start = time.perf_counter()
@@ -176,7 +182,7 @@ def run_benchmark(args, shared, *, untrained_only, untrained, untrained_label, t
             "--do_train", "--do_eval", f"--n_way={args.n_way}", f"--k_shot={args.k_shot}",
             f"--q_query={args.q_query}", f"--train_episodes={args.train_episodes}",
             f"--learning_rate={args.learning_rate:g}", f"--eval_every_steps={args.eval_every_steps}",
-            f"--val_episodes={args.val_episodes}", f"--eval_settings={args.eval_settings}"]
+            f"--val_episodes={args.val_episodes}", f"--eval_settings={meta_settings}"]
             + list(eval_flags) + shared + args.extra, out)
         print("\n" + results["meta"]["table"])
         rows += list(results["meta"]["rows"].items())
@@ -205,7 +211,7 @@ def run_benchmark(args, shared, *, untrained_only, untrained, untrained_label, t
             f"{args.q_query}-query at {training['episodes_per_second']:.2f} episodes/s "
             f"(training steps only, validation excluded); learning rate {args.learning_rate:g}, "
             f"validation every {args.eval_every_steps} episodes{validation} "
-            f"({settings[0]}, {args.val_episodes} episodes)")
+            f"({val_setting}, {args.val_episodes} episodes; the best checkpoint is the meta-trained row)")
         meta, other = results["meta"]["rows"]["meta-trained"], results["meta"]["rows"][untrained_row]
         say("\n" + comparison(meta, other, settings, untrained_label))
         if show_verdict:
