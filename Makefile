@@ -136,7 +136,8 @@ bench-fewshot-csldcp: $(ZH_ENCODER_TARGET)
 
 # FewCLUE's own protocol on csldcp, tnews, eprstmt from m3e-small (`make chinese-model` first): train on
 # train_few_all, accuracy on test_public; frozen and meta-trained prototypes vs run_classifier.py fine-tuning,
-# beside the FewCLUE paper's figures. Report in output/bench-fewclue/report.md; ~40 min on 2 cores.
+# beside the FewCLUE paper's figures. Report in output/bench-fewclue/report.md; 40 CPU-minutes (~50 min on 2 cores
+# shared with other jobs).
 .PHONY: bench-fewclue
 bench-fewclue: chinese-model
 	$(PY) benchmarks/fewclue.py

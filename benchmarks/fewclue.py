@@ -35,16 +35,17 @@ The accuracy of the prototype rows is computed here from predictions.tsv (its la
 bert.files.read_tsv) against the gold labels of test_public, in file order. Checkpoints are deleted after
 each row unless --keep_checkpoints (about 290 MB each with the optimizer's slots).
 
-Budget and defaults: the whole benchmark is meant to finish in about 40 minutes on 2 shared cores (about 36
-CPU-minutes: measured here, m3e-small embeds a 128-token text in about 0.04 CPU-seconds and trains on one in
-about 0.13, half that at 64 tokens). max_seq_length 128 for csldcp (abstracts: median 182 tokens with
+Budget and defaults: the whole benchmark is meant to finish in about 40 minutes on 2 shared cores. Measured
+(one run): 40 CPU-minutes, 50 minutes of wall time while other jobs kept both cores busy, two thirds of it
+csldcp (its fine-tuning alone 17 CPU-minutes); m3e-small embeds a 128-token text in about 0.04 CPU-seconds
+and trains on one in about 0.15, about half that at 64 tokens. max_seq_length 128 for csldcp (abstracts: median 182 tokens with
 [CLS]/[SEP], 74% cut; the opening sentences name the subject) and 64 for tnews (headlines, none cut) and
 eprstmt (reviews, 19% cut). Per task (TASKS below; --train_episodes, --finetune_epochs, --distances and
 --max_seq_length override them for every task):
   csldcp   67 classes, 9-37 training examples each: 5-way 3-shot 4-query episodes (K+Q = 7 fits the
-           smallest class), 40 episodes; fine-tuning 3 epochs (381 steps); frozen row with cosine only
+           smallest class), 40 episodes; fine-tuning 3 epochs (382 steps); frozen row with cosine only
            (a Euclidean row would embed all 3,820 abstracts again, about 150 CPU-seconds).
-  tnews    15 classes, 72-80 each: 5-way 5-shot 5-query, 40 episodes; fine-tuning 3 epochs (222 steps).
+  tnews    15 classes, 72-80 each: 5-way 5-shot 5-query, 40 episodes; fine-tuning 3 epochs (223 steps).
   eprstmt  2 classes, 76 and 84: 2-way 8-shot 8-query, 30 episodes (at 100 the episode loss was 0.0002
            and test accuracy below the frozen row's: it memorises 160 reviews); fine-tuning 5 epochs.
 Meta-training learning rate 2e-5 with 10% warm-up (m3e is already a sentence encoder: adapt, do not
