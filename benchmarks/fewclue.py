@@ -37,10 +37,10 @@ each row unless --keep_checkpoints (about 290 MB each with the optimizer's slots
 
 Budget and defaults: the whole benchmark is meant to finish in about 40 minutes on 2 shared cores. Measured
 (one run): 40 CPU-minutes, 50 minutes of wall time while other jobs kept both cores busy, two thirds of it
-csldcp (its fine-tuning alone 17 CPU-minutes); m3e-small embeds a 128-token text in about 0.04 CPU-seconds
-and trains on one in about 0.15, about half that at 64 tokens. max_seq_length 128 for csldcp (abstracts: median 182 tokens with
-[CLS]/[SEP], 74% cut; the opening sentences name the subject) and 64 for tnews (headlines, none cut) and
-eprstmt (reviews, 19% cut). Per task (TASKS below; --train_episodes, --finetune_epochs, --distances and
+csldcp (its fine-tuning alone 17 CPU-minutes); m3e-small embeds a 128-token text in about 0.04 CPU-seconds and
+trains on one in about 0.15, about half that at 64 tokens. max_seq_length 128 for csldcp (abstracts: median
+182 tokens with [CLS]/[SEP], 74% cut; the opening sentences name the subject) and 64 for tnews (headlines,
+none cut) and eprstmt (reviews, 19% cut). Per task (TASKS below; --train_episodes, --finetune_epochs, --distances and
 --max_seq_length override them for every task):
   csldcp   67 classes, 9-37 training examples each: 5-way 3-shot 4-query episodes (K+Q = 7 fits the
            smallest class), 40 episodes; fine-tuning 3 epochs (382 steps); frozen row with cosine only
