@@ -70,7 +70,7 @@ demo-zh: chinese-model
 	$(PY) run_fewshot.py --do_train --do_eval --do_predict \
 	  --data_file=output/demo_data_zh/intents.tsv --test_class_ratio=0.3 \
 	  --n_way=5 --k_shot=2 --q_query=3 --train_episodes=150 --learning_rate=2e-5 --max_seq_length=32 \
-	  --distance=cosine --do_lower_case=false \
+	  --do_lower_case=false \
 	  --eval_settings=5w1s,5w5s --eval_q_query=10 --eval_episodes=1000 \
 	  --support_file=output/demo_data_zh/support.tsv --predict_file=output/demo_data_zh/predict.txt \
 	  --bert_config_file=$(CHINESE_MODEL_DIR)/bert_config.json --vocab_file=$(CHINESE_MODEL_DIR)/vocab.txt \
@@ -133,6 +133,19 @@ ZH_ENCODER_FLAG := $(if $(filter homemade,$(ZH_ENCODER)),--encoder_dir=output/ch
 # fine-tuning, 5w1s/5w5s/10w1s/10w5s, 1000 episodes; ~40 min on 2 shared cores (m3e-small).
 bench-fewshot-csldcp: $(ZH_ENCODER_TARGET)
 	$(PY) benchmarks/fewshot_csldcp.py $(ZH_ENCODER_FLAG)
+
+# The recipe search (benchmarks/fewshot_recipe.py) on csldcp's 10 validation disciplines, after
+# `make bench-fewshot-csldcp` (its data and class split): meta-training runs over learning rates and training
+# episode shapes (fixed 5-way 3-shot against way and shot drawn per episode), then adaptation settings on the
+# winner, every choice by validation accuracy only; prints the chosen run_fewshot.py flags. ~40 min on 2 cores.
+CSLDCP_OUT := output/bench-fewshot-csldcp/m3e-small
+.PHONY: bench-fewshot-recipe-csldcp
+bench-fewshot-recipe-csldcp: chinese-model
+	$(PY) benchmarks/fewshot_recipe.py --data_file=$(CSLDCP_OUT)/csldcp.tsv \
+	  --class_split_file=$(CSLDCP_OUT)/meta/class_split.json --output_dir=output/bench-fewshot-recipe-csldcp \
+	  --learning_rates=1e-5 --train_shapes=5/3,5:10/1:10 --train_episodes=200 --settings=5w1s,5w5s -- \
+	  --bert_config_file=$(CHINESE_MODEL_DIR)/bert_config.json --vocab_file=$(CHINESE_MODEL_DIR)/vocab.txt \
+	  --init_checkpoint=$(CHINESE_MODEL_DIR) --do_lower_case=false --max_seq_length=64
 
 # FewCLUE's own protocol on csldcp, tnews, eprstmt from m3e-small (`make chinese-model` first): train on
 # train_few_all, accuracy on test_public; frozen and meta-trained prototypes vs run_classifier.py fine-tuning,

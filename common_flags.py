@@ -7,7 +7,7 @@ import math
 
 from absl import flags
 
-from bert import config, estimator
+from bert import adaptation, config, estimator
 from bert.errors import UserInputError
 
 FLAGS = flags.FLAGS
@@ -65,9 +65,11 @@ flags.DEFINE_string("task_name", None, "A data processor registered by name (bui
                     "cola, mnli, xnli), or one registered by --processor_module.")
 flags.DEFINE_string("data_dir", None, "Folder with the processor's train/dev/test files.")
 flags.DEFINE_string("processor_module", None, "A module name or .py file whose processors register themselves.")
-flags.DEFINE_enum("pooling", None, ["pooled", "cls", "mean"],
-                  "Sentence vector: BERT's pooler, the [CLS] state, or the mean over tokens "
-                  "(default: pooled in run_classifier, mean in run_fewshot).")
+flags.DEFINE_enum("pooling", None, ["auto", "pooled", "cls", "mean"],
+                  "Sentence vector: BERT's pooler, the [CLS] state, or the mean over tokens. auto: what the model "
+                  "was trained for (a trained output_dir's model_info.json, or the init checkpoint folder's "
+                  "sentence_embedding.json from convert_checkpoint.py), else pooled. Default: pooled in "
+                  "run_classifier, auto in run_fewshot.")
 flags.DEFINE_string("input_file", None, "Input: raw text files/globs/folders for create_pretraining_data.py; "
                     "its output folder (or TFRecord files) for run_pretraining.py; texts for extract_features.py.")
 flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions per sequence, at most (run_pretraining "
@@ -80,6 +82,12 @@ flags.DEFINE_string("model_dir", None, "A training run's output_dir to read (mod
                     "the vocab and checkpoints): export_savedmodel.py, extract_features.py.")
 flags.DEFINE_string("support_file", None, "Few-shot: text<TAB>label lines, a few per class (any classes): the "
                     "classes run_fewshot.py --do_predict and an exported few-shot model classify into.")
+flags.DEFINE_integer("adapt_steps", 0, "Few-shot: Adam steps on the support set's cross-entropy that adapt a linear head "
+                     "started from the prototypes (0: the prototypes as they are): run_fewshot.py's evaluation row "
+                     "and --do_predict, and an exported few-shot model.", lower_bound=0, upper_bound=100000)
+define_float("adapt_learning_rate", 1e-3, "Few-shot: learning rate of --adapt_steps.", low=0, above=True)
+flags.DEFINE_integer("adapt_layers", 0, "Few-shot: top encoder layers adapted with the head (0: the head alone).",
+                     lower_bound=0)
 flags.DEFINE_bool("overwrite_output_dir", False, "Start afresh in an output_dir that holds another run (its "
                   "checkpoints, caches and results are removed; other files are left alone).")
 flags.DEFINE_integer("eval_every_steps", 0, "While training: evaluate every this many steps and keep the best "
@@ -125,6 +133,11 @@ def reject_tpu():
         raise UserInputError("--use_tpu=true: this project runs tf.estimator.Estimator on CPUs and GPUs, not "
                              "TPUEstimator; drop --use_tpu and use --distribution=mirrored (all local GPUs) or "
                              "--distribution=multi_worker (machines listed in TF_CONFIG)")
+
+
+def adapt_config():
+    return adaptation.AdaptConfig(steps=FLAGS.adapt_steps, learning_rate=FLAGS.adapt_learning_rate,
+                                  layers=FLAGS.adapt_layers)
 
 
 def text_config():

@@ -8,7 +8,9 @@ there is one, else the latest) from OUT -- no training flags repeated -- and wri
 (saved_model.pb, variables/, assets/), the next free version number. Signatures: serving_default
 (raw text in, probabilities / label_id / label out; tokenization inside the graph), predict_ids
 (token ids in), tokenize, and for few-shot models embed; see bert/export/. A few-shot model
-classifies into the classes of --support_file (text<TAB>label lines, a few per class), fixed at export.
+classifies into the classes of --support_file (text<TAB>label lines, a few per class), fixed at export;
+with --adapt_steps (and --adapt_learning_rate, --adapt_layers) it is adapted to that support set first,
+exactly as run_fewshot.py --do_predict adapts with the same flags.
 """
 from absl import flags
 from absl import logging as absl_logging
@@ -16,7 +18,7 @@ from absl import logging as absl_logging
 import common_flags  # defines --model_dir and --support_file
 import processors
 from bert import export
-from bert.errors import run_main
+from bert.errors import UserInputError, run_main
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("export_dir", None, "Where version folders 1, 2, ... go (TensorFlow Serving's model base path).")
@@ -31,10 +33,13 @@ def main(argv):
     support = None
     if FLAGS.support_file:
         examples = processors.read_text_label_file(FLAGS.support_file, "support")
-        support = export.SupportSet([e.text_a for e in examples], [e.label for e in examples], FLAGS.support_file)
+        support = export.SupportSet([e.text_a for e in examples], [e.label for e in examples], FLAGS.support_file,
+                                    common_flags.adapt_config())
         if len(set(support.labels)) == 1:
             absl_logging.warning("%s: the support set has one class (%r): the exported model gives every text that "
                                  "class with probability 1", FLAGS.support_file, support.labels[0])
+    elif FLAGS.adapt_steps:
+        raise UserInputError("--adapt_steps adapts a few-shot model to its --support_file: pass one")
     path = export.export_saved_model(FLAGS.model_dir, FLAGS.export_dir, support=support, checkpoint=FLAGS.checkpoint)
     print(f"exported {FLAGS.model_dir} to {path}")
 

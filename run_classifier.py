@@ -102,7 +102,10 @@ def main(argv):
         raise UserInputError("nothing to do: pass at least one of --do_train, --do_eval, --do_predict")
     if not os.path.isdir(FLAGS.data_dir):
         raise UserInputError(f"{FLAGS.data_dir}: data folder not found")
-    setup = dataclasses.replace(common_flags.training_config(), pooling=FLAGS.pooling or "pooled")
+    pooling = FLAGS.pooling or "pooled"  # Google's classifier reads the pooled output
+    if pooling == "auto":
+        pooling = model_folder.embedding_defaults(FLAGS.output_dir, FLAGS.init_checkpoint)[0]["pooling"]
+    setup = dataclasses.replace(common_flags.training_config(), pooling=pooling)
     run = ClassifierConfig(
         task_name=FLAGS.task_name, data_dir=FLAGS.data_dir, processor_module=FLAGS.processor_module,
         processor=processors.ProcessorOptions(

@@ -38,11 +38,17 @@ flags.DEFINE_integer("split_seed", 12345, "Seed of the class split.", lower_boun
 flags.DEFINE_string("class_split_file", None, "JSON with train_classes, val_classes, test_classes lists.")
 flags.DEFINE_string("val_file", None, "text<TAB>label lines of validation classes (checkpoint choice).")
 flags.DEFINE_string("eval_file", None, "text<TAB>label lines of the evaluation classes.")
-flags.DEFINE_integer("n_way", 5, "Training episodes: classes per episode.", lower_bound=2)
-flags.DEFINE_integer("k_shot", 5, "Training episodes: support sentences per class.", lower_bound=1)
+flags.DEFINE_string("n_way", "5", "Training episodes: classes per episode, or a range LOW:HIGH each episode draws "
+                    "its own from (e.g. 5:20).")
+flags.DEFINE_string("k_shot", "5", "Training episodes: support sentences per class, or a range LOW:HIGH (e.g. 1:10).")
+for _name, _low in (("n_way", 2), ("k_shot", 1)):
+    flags.register_validator(_name, lambda text, low=_low: _is_range(text, low),
+                             message=f"expected a number or LOW:HIGH with {_low} <= LOW <= HIGH")
 flags.DEFINE_integer("q_query", 5, "Training episodes: query sentences per class.", lower_bound=1)
 flags.DEFINE_integer("train_episodes", 1000, "Training steps; each step is one episode per replica.", lower_bound=1)
-flags.DEFINE_enum("distance", "euclidean", list(DISTANCES), "Prototype distance; cosine has a learnable scale.")
+flags.DEFINE_enum("distance", "auto", ["auto"] + list(DISTANCES),
+                  "Prototype distance; cosine has a learnable scale. auto: what the model was trained for (see "
+                  "--pooling), else euclidean.")
 flags.DEFINE_list("eval_settings", ["5w1s", "5w5s", "10w1s", "10w5s"], "Evaluation settings, <N>w<K>s.")
 flags.DEFINE_integer("eval_episodes", 1000, "Episodes per evaluation setting.", lower_bound=1)
 flags.DEFINE_integer("eval_q_query", 15, "Query sentences per class in evaluation episodes.", lower_bound=1)
@@ -54,6 +60,14 @@ flags.DEFINE_enum("baseline", "none", ["none", "finetune"], "Also fine-tune BERT
 flags.DEFINE_integer("baseline_episodes", 50, "Episodes per setting for the fine-tuning baseline.", lower_bound=1)
 flags.DEFINE_integer("baseline_steps", 30, "Fine-tuning steps on each support set.", lower_bound=1)
 common_flags.define_float("baseline_learning_rate", 5e-5, "Fine-tuning baseline learning rate.", low=0, above=True)
+
+
+def _is_range(text, low):
+    try:
+        fewshot.parse_range(text, low, "")
+        return True
+    except UserInputError:
+        return False
 
 
 @dataclasses.dataclass
@@ -138,8 +152,8 @@ def train_and_evaluate(setup, episodes, data, bert_config, tokenizer, do_train, 
         model_folder.save_model_info(setup, task)
         if "train" not in arrays:
             raise UserInputError("no meta-training classes: check the class split or --train_file")
-        rows, message = fewshot.keep_classes_with(class_rows("train"), episodes.k_shot + episodes.q_query,
-                                                  episodes.n_way, labels, "meta-training")
+        rows, message = fewshot.keep_classes_with(class_rows("train"), episodes.k_shot[1] + episodes.q_query,
+                                                  episodes.n_way[1], labels, "meta-training")
         if message:
             logging.warning(message)
         val = None
@@ -166,7 +180,7 @@ def train_and_evaluate(setup, episodes, data, bert_config, tokenizer, do_train, 
                             json.dumps(results, indent=2) + "\n")
 
 
-def predict(setup, distance, bert_config, tokenizer, support_file, predict_file):
+def predict(setup, episodes, bert_config, tokenizer, support_file, predict_file):
     """Classifies predict_file's texts into support_file's classes; writes predictions.tsv and shows them."""
     support = processors.read_text_label_file(support_file, "support")
     support_classes = sorted({e.label for e in support})
@@ -175,8 +189,8 @@ def predict(setup, distance, bert_config, tokenizer, support_file, predict_file)
                         "give examples of two classes or more", support_file, support_classes[0])
     queries = processors.read_text_lines(predict_file)
     classified = fewshot.classify(
-        lambda classes: tasks.FewShotTask(classes, tokenizer, setup.max_seq_length, setup.pooling, distance),
-        setup, bert_config, setup.feature_cache(), support, queries)
+        lambda classes: tasks.FewShotTask(classes, tokenizer, setup.max_seq_length, setup.pooling, episodes.distance),
+        setup, bert_config, setup.feature_cache(), support, queries, episodes.adapt)
     classes = classified.classes
     best = classified.probabilities.argmax(-1)  # [queries]
     rows = [(example.text_a, classes[b], probabilities[b], distances) for example, b, probabilities, distances
@@ -186,6 +200,8 @@ def predict(setup, distance, bert_config, tokenizer, support_file, predict_file)
                     ([text, label, f"{probability:.4f}"] + [f"{d:.4f}" for d in distances]
                      for text, label, probability, distances in rows))
     source = classified.checkpoint or f"{setup.init_checkpoint or 'a random init'} (not meta-trained)"
+    if episodes.adapt.enabled:
+        source += f", adapted to the support set ({episodes.adapt.describe()})"
     print(f"\n{len(queries)} texts into {len(classes)} classes from {len(support)} examples, using {source}:\n")
     for text, label, probability, _ in rows:  # escaped as in the file: one line per text
         print(f"  {files.escape_tsv_field(label):<14} {probability:.2f}  {files.escape_tsv_field(text)}")
@@ -201,29 +217,38 @@ def main(argv):
         raise UserInputError("nothing to do: pass at least one of --do_train, --do_eval, --do_predict")
     if FLAGS.do_predict and not (FLAGS.support_file and FLAGS.predict_file):
         raise UserInputError("--do_predict needs --support_file and --predict_file")
-    setup = dataclasses.replace(common_flags.training_config(),
-                                pooling=FLAGS.pooling or "mean")  # right for sentence-transformers checkpoints
+    setup = common_flags.training_config()
+    model_folder.claim(setup.output_dir, FLAGS.overwrite_output_dir, exclusive=estimator.is_chief())
+    defaults, origin = model_folder.embedding_defaults(setup.output_dir, setup.init_checkpoint)
+    chosen = {"pooling": FLAGS.pooling, "distance": FLAGS.distance}
+    for key, value in chosen.items():
+        if value in (None, "auto"):
+            chosen[key] = defaults[key]
+            logging.info("%s %s (auto: from %s)", key, chosen[key], origin[key])
+    setup = dataclasses.replace(setup, pooling=chosen["pooling"])
     episodes = fewshot.FewShotConfig(
-        n_way=FLAGS.n_way, k_shot=FLAGS.k_shot, q_query=FLAGS.q_query, train_episodes=FLAGS.train_episodes,
-        distance=FLAGS.distance, eval_settings=list(FLAGS.eval_settings), eval_episodes=FLAGS.eval_episodes,
+        n_way=fewshot.parse_range(FLAGS.n_way, 2, "--n_way"), k_shot=fewshot.parse_range(FLAGS.k_shot, 1, "--k_shot"),
+        q_query=FLAGS.q_query, train_episodes=FLAGS.train_episodes,
+        distance=chosen["distance"], eval_settings=list(FLAGS.eval_settings), eval_episodes=FLAGS.eval_episodes,
         eval_q_query=FLAGS.eval_q_query, eval_seed=FLAGS.eval_seed, val_episodes=FLAGS.val_episodes,
         eval_frozen=FLAGS.eval_frozen, baseline=FLAGS.baseline, baseline_episodes=FLAGS.baseline_episodes,
-        baseline_steps=FLAGS.baseline_steps, baseline_learning_rate=FLAGS.baseline_learning_rate)
+        baseline_steps=FLAGS.baseline_steps, baseline_learning_rate=FLAGS.baseline_learning_rate,
+        adapt=common_flags.adapt_config())
     data = DataConfig(
         data_file=FLAGS.data_file, test_class_ratio=FLAGS.test_class_ratio, val_class_ratio=FLAGS.val_class_ratio,
         split_seed=FLAGS.split_seed, class_split_file=FLAGS.class_split_file, train_file=FLAGS.train_file,
         val_file=FLAGS.val_file, eval_file=FLAGS.eval_file, task_name=FLAGS.task_name, data_dir=FLAGS.data_dir,
         processor_module=FLAGS.processor_module)
     bert_config = setup.bert_config()
+    episodes.adapt.check(bert_config)
     tokenizer = setup.tokenizer(bert_config)
-    model_folder.claim(setup.output_dir, FLAGS.overwrite_output_dir, exclusive=estimator.is_chief())
     run = dict(setup.identity(bert_config), task=tasks.FewShotTask.name, pooling=setup.pooling,
                distance=episodes.distance)
     model_folder.check_run(setup.output_dir, run, record=False)
     if FLAGS.do_train or FLAGS.do_eval:
         train_and_evaluate(setup, episodes, data, bert_config, tokenizer, FLAGS.do_train, FLAGS.do_eval, run)
     if FLAGS.do_predict:
-        predict(setup, episodes.distance, bert_config, tokenizer, FLAGS.support_file, FLAGS.predict_file)
+        predict(setup, episodes, bert_config, tokenizer, FLAGS.support_file, FLAGS.predict_file)
 
 
 if __name__ == "__main__":

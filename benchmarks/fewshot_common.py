@@ -48,8 +48,8 @@ def add_run_flags(parser, max_seq_length, k_shot, q_query, train_episodes, learn
                         help="a prototype distance of bert/heads.py's DISTANCES (run_fewshot.py refuses others)")
     parser.add_argument("--pooling", default="mean")
     parser.add_argument("--max_seq_length", type=int, default=max_seq_length)
-    parser.add_argument("--n_way", type=int, default=5)
-    parser.add_argument("--k_shot", type=int, default=k_shot)
+    parser.add_argument("--n_way", default="5", help="a number or a range LOW:HIGH (run_fewshot.py)")
+    parser.add_argument("--k_shot", default=str(k_shot), help="a number or a range LOW:HIGH (run_fewshot.py)")
     parser.add_argument("--q_query", type=int, default=q_query)
     parser.add_argument("--train_episodes", type=int, default=train_episodes)
     parser.add_argument("--learning_rate", type=float, default=learning_rate)
@@ -61,6 +61,10 @@ def add_run_flags(parser, max_seq_length, k_shot, q_query, train_episodes, learn
     parser.add_argument("--baseline_settings", default="5w1s,5w5s,10w1s,10w5s", help="empty: no baseline run")
     parser.add_argument("--baseline_episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--adapt_steps", type=int, default=0,
+                        help="> 0: the meta run also evaluates the meta-trained model adapted to each support set")
+    parser.add_argument("--adapt_learning_rate", type=float, default=1e-2)
+    parser.add_argument("--adapt_layers", type=int, default=0)
     parser.add_argument("extra", nargs="*", help="more run_fewshot.py flags (for every run), after --")
 
 
@@ -183,6 +187,8 @@ def run_benchmark(args, shared, *, untrained_only, untrained, untrained_label, t
             f"--q_query={args.q_query}", f"--train_episodes={args.train_episodes}",
             f"--learning_rate={args.learning_rate:g}", f"--eval_every_steps={args.eval_every_steps}",
             f"--val_episodes={args.val_episodes}", f"--eval_settings={meta_settings}"]
+            + ([f"--adapt_steps={args.adapt_steps}", f"--adapt_learning_rate={args.adapt_learning_rate:g}",
+                f"--adapt_layers={args.adapt_layers}"] if args.adapt_steps else [])
             + list(eval_flags) + shared + args.extra, out)
         print("\n" + results["meta"]["table"])
         rows += list(results["meta"]["rows"].items())
@@ -222,10 +228,13 @@ def run_benchmark(args, shared, *, untrained_only, untrained, untrained_label, t
             finetune = results["baseline"]["rows"]["fine-tuning"]
             both = [s for s in settings if s in finetune]
             say("\n" + comparison(meta, finetune, both, "fine-tuning"))
-            for name, row, where in ((untrained_label, other, settings), ("fine-tuning", finetune, both)):
-                below = [s for s in where if meta[s]["accuracy"] <= row[s]["accuracy"]]
-                say(f"\nmeta-trained above {name} in every setting ({', '.join(where)}): "
-                    f"{'yes' if not below else 'NO, not at ' + ', '.join(below)}")
+            best = [("meta-trained", meta)] + [(name, row) for name, row in results["meta"]["rows"].items()
+                                               if name.endswith("+ adaptation")]
+            for best_name, best_row in best:
+                for name, row, where in ((untrained_label, other, settings), ("fine-tuning", finetune, both)):
+                    below = [s for s in where if best_row[s]["accuracy"] <= row[s]["accuracy"]]
+                    say(f"\n{best_name} above {name} in every setting ({', '.join(where)}): "
+                        f"{'yes' if not below else 'NO, not at ' + ', '.join(below)}")
     runner.print_commands()
     cpu = sum(r["cpu"] for r in runner.runs)
     say(f"total wall time {minutes(total)}, CPU time {minutes(cpu)} (user + system of the runs; 2 CPU cores, "

@@ -562,6 +562,53 @@ def resolve_input_dir(input_dir):
     raise UserInputError(f"package {name} has no {sub}/ folder at {os.path.join(locations[0], sub)}")
 
 
+SENTENCE_EMBEDDING_FILE = "sentence_embedding.json"
+_ST_POOLING_MODES = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}
+
+
+def read_sentence_embedding(input_dir):
+    """What a sentence-transformers model in input_dir was trained for, {"pooling", "distance", "source"},
+    or None (a plain BERT, or a pooling this project lacks: logged).
+
+    modules.json names the Pooling module, whose config.json gives the pooling; the similarity is cosine
+    (a Normalize module, or config_sentence_transformers.json's similarity_fn_name, sentence-transformers'
+    default) unless that says euclidean. Without modules.json, a model card (README.md) whose front matter
+    says library_name: sentence-transformers means sentence-transformers' defaults: mean pooling, cosine.
+    """
+    modules_path = os.path.join(input_dir, "modules.json")
+    if os.path.exists(modules_path):
+        modules = files.read_json(modules_path, "sentence-transformers modules", expect=list)
+        pooling = [m for m in modules if isinstance(m, dict) and str(m.get("type", "")).endswith(".Pooling")]
+        if not pooling:
+            return None
+        config_path = os.path.join(input_dir, str(pooling[0].get("path", "")), "config.json")
+        config = files.read_json(config_path, "sentence-transformers pooling config", expect=dict)
+        modes = sorted(key for key, value in config.items() if key.startswith("pooling_mode") and value is True)
+        if len(modes) != 1 or modes[0] not in _ST_POOLING_MODES:
+            logging.warning("%s: pooling %s is not one of this project's (%s): not recorded", config_path,
+                            ", ".join(modes) or "none", ", ".join(sorted(_ST_POOLING_MODES.values())))
+            return None
+        similarity_path = os.path.join(input_dir, "config_sentence_transformers.json")
+        similarity = None
+        if os.path.exists(similarity_path):
+            similarity = files.read_json(similarity_path, "sentence-transformers config", expect=dict).get(
+                "similarity_fn_name")
+        return {"pooling": _ST_POOLING_MODES[modes[0]],
+                "distance": "euclidean" if similarity == "euclidean" else "cosine",
+                "source": f"modules.json, {os.path.relpath(config_path, input_dir)}"
+                          + (f", similarity_fn_name {similarity}" if similarity else ", cosine similarity")}
+    readme = os.path.join(input_dir, "README.md")
+    if os.path.exists(readme):
+        with open(readme, encoding="utf-8", errors="replace") as reader:
+            text = reader.read(20000)
+        front = re.match(r"---\s*\n(.*?)\n---", text, re.S)
+        if front and re.search(r"^library_name:\s*sentence-transformers\s*$", front.group(1), re.M):
+            return {"pooling": "mean", "distance": "cosine",
+                    "source": "README.md: library_name sentence-transformers, no modules.json (its defaults: mean "
+                              "pooling, cosine similarity)"}
+    return None
+
+
 # --- Hugging Face <-> Google names ----------------------------------------------------------------
 # Each weight's Google shape as the config fields that fix it ("hidden_size", ...), a number, or None
 # where the config says nothing (a classifier's label count).
@@ -653,11 +700,15 @@ class ConversionReport:
     absent_heads: list  # heads the source does not have (reported, never invented)
     ignored: list  # source entries not converted
     do_lower_case: bool = None  # recorded in tokenizer_config.json; None: the source does not say
+    sentence_embedding: dict = None  # recorded in SENTENCE_EMBEDDING_FILE (read_sentence_embedding)
 
     def summary(self):
         lines = [f"converted {self.converted} tensors"]
         if self.do_lower_case is not None:
             lines.append(f"do_lower_case={self.do_lower_case} recorded in {TOKENIZER_CONFIG}")
+        if self.sentence_embedding:
+            lines.append(f"a sentence-transformers model: pooling {self.sentence_embedding['pooling']}, distance "
+                         f"{self.sentence_embedding['distance']} recorded in {SENTENCE_EMBEDDING_FILE}")
         if self.absent_heads:
             lines.append("the source has no " + ", ".join(self.absent_heads) + " (not created)")
         if self.ignored:
@@ -715,6 +766,7 @@ def hf_to_google(input_dir, output_dir, overwrite=False):
 
     weights_path, tensors = _read_hf_weights(input_dir)
     tokenizer = _source_tokenizer(input_dir)  # read (and any error raised) before anything is written
+    sentence_embedding = read_sentence_embedding(input_dir)
     prefix = "bert." if any(k.startswith("bert.") for k in tensors) else ""
 
     def hf_name(name):  # encoder weights may carry "bert." (BertForPreTraining) or not (BertModel)
@@ -744,7 +796,10 @@ def hf_to_google(input_dir, output_dir, overwrite=False):
         write_checkpoint(arrays, os.path.join(tmp_dir, CHECKPOINT_NAME))
         config.to_json_file(os.path.join(tmp_dir, "bert_config.json"))
         _write_tokenizer(tokenizer, input_dir, tmp_dir)
-        return ConversionReport(len(arrays), _absent_heads(arrays), ignored, tokenizer.lower_case)
+        if sentence_embedding:
+            files.write_text_atomic(os.path.join(tmp_dir, SENTENCE_EMBEDDING_FILE),
+                                    json.dumps(sentence_embedding, indent=2) + "\n")
+        return ConversionReport(len(arrays), _absent_heads(arrays), ignored, tokenizer.lower_case, sentence_embedding)
 
     return _convert_into(output_dir, overwrite, write)
 

@@ -5,19 +5,20 @@ Evaluation embeds every example once, then samples episodes on those embeddings 
 (tasks.FewShotScorer): an episode costs microseconds, so the table's 1000 episodes per setting take
 about a second.
 """
+import copy
 import dataclasses
 import hashlib
 import os
 import re
 import shutil
 import time
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from bert import estimator, files, heads, input_pipeline, model_fn, model_folder, optimization, tasks
+from bert import adaptation, estimator, files, heads, input_pipeline, model_fn, model_folder, optimization, tasks
 from bert.errors import UserInputError
 
 tf1 = tf.compat.v1
@@ -30,6 +31,17 @@ def parse_setting(text):
         raise UserInputError(f"evaluation setting {text!r} is not of the form <N>w<K>s with N >= 2, K >= 1 "
                              "(e.g. 5w1s)")
     return int(match.group(1)), int(match.group(2))
+
+
+def parse_range(text, low, what):
+    """"5" -> (5, 5), "5:20" -> (5, 20): a training episode size, or the range each episode draws it from."""
+    match = re.fullmatch(r"\s*(\d+)\s*(?::\s*(\d+)\s*)?", str(text))
+    if not match:
+        raise UserInputError(f"{what} {text!r} is not a number or a range LOW:HIGH (e.g. 5 or 5:20)")
+    first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+    if first < low or last < first:
+        raise UserInputError(f"{what} {text!r}: needs {low} <= LOW <= HIGH")
+    return first, last
 
 
 def split_classes(classes, test_ratio, val_ratio=0.0, seed=12345):
@@ -69,12 +81,6 @@ def keep_classes_with(rows, needed, n_way, labels, purpose):
     return kept, message
 
 
-def class_means(embeddings, labels, classes):
-    """Prototypes: the mean embedding of each class, in the order of `classes` -> [classes, hidden]."""
-    labels = np.asarray(labels)
-    return np.stack([embeddings[labels == c].mean(0) for c in classes])
-
-
 def softmax(logits):
     shifted = np.exp(logits - logits.max(-1, keepdims=True))
     return shifted / shifted.sum(-1, keepdims=True)
@@ -83,8 +89,8 @@ def softmax(logits):
 @dataclasses.dataclass
 class FewShotConfig:
     """Episodes for meta-training, evaluation and validation, and the fine-tuning baseline."""
-    n_way: int = 5  # training episodes: classes per episode
-    k_shot: int = 5  # support sentences per class
+    n_way: Tuple[int, int] = (5, 5)  # training episodes: classes per episode (each draws from low..high)
+    k_shot: Tuple[int, int] = (5, 5)  # support sentences per class (each episode draws from low..high)
     q_query: int = 5  # query sentences per class
     train_episodes: int = 1000  # training steps; each is one episode per replica
     distance: str = "euclidean"  # a name in heads.DISTANCES
@@ -98,8 +104,10 @@ class FewShotConfig:
     baseline_episodes: int = 50
     baseline_steps: int = 30
     baseline_learning_rate: float = 5e-5
+    adapt: adaptation.AdaptConfig = dataclasses.field(default_factory=adaptation.AdaptConfig)
 
     def __post_init__(self):
+        self.n_way, self.k_shot = input_pipeline.as_range(self.n_way), input_pipeline.as_range(self.k_shot)
         heads.get_distance(self.distance)
         for setting in self.eval_settings:
             parse_setting(setting)
@@ -113,6 +121,11 @@ class Embedder:
         self.task, self.setup, self.bert_config = task, setup, bert_config
 
     def __call__(self, arrays, checkpoint=None):
+        return self.outputs(arrays, checkpoint)["embedding"]
+
+    def outputs(self, arrays, checkpoint=None):
+        """{"embedding": [texts, hidden]} and, when the task has a hidden_layer, "hidden" [texts, seq, hidden]
+        with the texts' "input_mask"."""
         output_dir = self.setup.output_dir
         model_dir = output_dir
         if not checkpoint:  # an empty model_dir: Estimator starts from init_checkpoint (a killed run's is cleaned)
@@ -125,9 +138,12 @@ class Embedder:
                 model_fn.model_fn_builder(self.task, self.bert_config, self.setup.init_checkpoint,
                                           precision=self.setup.precision), settings)
             inputs = {k: v for k, v in arrays.items() if k != "label_ids"}
-            batches = bert.predict(input_pipeline.array_input_fn_builder(inputs, self.setup.predict_batch_size),
-                                   checkpoint_path=checkpoint, yield_single_examples=False)
-            return np.concatenate([batch["embedding"] for batch in batches])
+            batches = list(bert.predict(input_pipeline.array_input_fn_builder(inputs, self.setup.predict_batch_size),
+                                        checkpoint_path=checkpoint, yield_single_examples=False))
+            outputs = {name: np.concatenate([batch[name] for batch in batches]) for name in batches[0]}
+            if "hidden" in outputs:
+                outputs["input_mask"] = arrays["input_mask"]
+            return outputs
         finally:
             if not checkpoint:
                 shutil.rmtree(model_dir, ignore_errors=True)
@@ -138,7 +154,7 @@ def meta_train(task, setup, bert_config, episodes, arrays, rows, val=None):
     setup.eval_every_steps, keeps the best checkpoint by validation accuracy in output_dir/best.
     episodes: FewShotConfig. Returns {"episodes", "episodes_per_second"}."""
     optimizer_config = setup.optimizer_for_steps(episodes.train_episodes)
-    episode_size = episodes.n_way * (episodes.k_shot + episodes.q_query)
+    episode_size = np.mean(episodes.n_way) * (np.mean(episodes.k_shot) + episodes.q_query)  # on average
     total = optimizer_config.num_train_steps
     hooks = [lambda loss: estimator.ProgressHook(loss, total, episode_size, every=max(total // 20, 1))]
     bert = estimator.build_estimator(
@@ -162,34 +178,51 @@ def meta_train(task, setup, bert_config, episodes, arrays, rows, val=None):
 
 
 def evaluate(task, setup, bert_config, episodes, arrays, test_rows, labels):
-    """The table: rows (meta-trained, frozen encoder, fine-tuning) x settings ->
-    {row name: {setting: FewShotScorer result}}."""
-    embed = Embedder(task, setup, bert_config)
-    rows = {}
+    """The table: rows (meta-trained, frozen encoder, + adaptation, fine-tuning) x settings ->
+    {row name: {setting: FewShotScorer / AdaptedScorer result}}."""
+    adapt = episodes.adapt
     checkpoint = model_folder.trained_checkpoint(setup.output_dir)
+    untrained = "frozen encoder" if setup.init_checkpoint else "random init"
+    adapted_task = copy.copy(task)  # with the hidden states that feed the adapted layers
+    adapted_task.hidden_layer = adapt.hidden_layer(bert_config) if adapt.enabled else None
+    rows, outputs = {}, {}
     if checkpoint:
-        rows["meta-trained"] = ("embeddings", embed(arrays, checkpoint))
+        outputs["meta-trained"] = Embedder(adapted_task, setup, bert_config).outputs(arrays, checkpoint)
     if episodes.eval_frozen or not checkpoint:
-        rows["frozen encoder" if setup.init_checkpoint else "random init"] = ("embeddings", embed(arrays))
+        outputs[untrained] = Embedder(task if checkpoint else adapted_task, setup, bert_config).outputs(arrays)
+    for name, output in outputs.items():
+        rows[name] = ("embeddings", output["embedding"])
+    if adapt.enabled:
+        main = "meta-trained" if checkpoint else untrained
+        adapter = adaptation.Adapter(bert_config, checkpoint or setup.init_checkpoint, task.pooling, task.distance,
+                                     adapt, task.distance.params_from(checkpoint))
+        rows[f"{main} + adaptation"] = ("adapted", (adapter, adapter.inputs(outputs[main])))
+        logging.info("adaptation: %s", adapt.describe())
     if episodes.baseline == "finetune":
         rows["fine-tuning"] = ("finetune", None)
     results = {name: {} for name in rows}
     for setting in episodes.eval_settings:
         n_way, k_shot = parse_setting(setting)
-        eligible, message = keep_classes_with(test_rows, k_shot + episodes.eval_q_query, n_way, labels,
-                                              f"evaluation {setting}")
+        q_query = episodes.eval_q_query
+        eligible, message = keep_classes_with(test_rows, k_shot + q_query, n_way, labels, f"evaluation {setting}")
         if message:
             logging.warning(message)
-        for name, (kind, embeddings) in rows.items():
+        for name, (kind, value) in rows.items():
             if kind == "embeddings":
-                scorer = task.scorer(n_way, k_shot, episodes.eval_q_query, episodes.eval_episodes, episodes.eval_seed)
-                results[name][setting] = scorer.score(embeddings, eligible)
+                scorer = task.scorer(n_way, k_shot, q_query, episodes.eval_episodes, episodes.eval_seed)
+                results[name][setting] = scorer.score(value, eligible)
+            elif kind == "adapted":
+                adapter, inputs = value
+                scorer = adaptation.AdaptedScorer(adapter, n_way, k_shot, q_query, episodes.eval_episodes,
+                                                  episodes.eval_seed)
+                results[name][setting] = scorer.score(inputs, eligible)
             else:
                 baseline = FinetuneBaseline(bert_config, setup.init_checkpoint, n_way, setup.max_seq_length,
                                             task.pooling, episodes.baseline_steps, episodes.baseline_learning_rate,
                                             setup.seed)
-                results[name][setting] = baseline.evaluate(arrays, eligible, n_way, k_shot, episodes.eval_q_query,
+                results[name][setting] = baseline.evaluate(arrays, eligible, n_way, k_shot, q_query,
                                                            episodes.baseline_episodes, episodes.eval_seed)
+            logging.info("%s %s: %.2f%%", name, setting, 100 * results[name][setting]["accuracy"])
     return results
 
 
@@ -212,21 +245,33 @@ class Classified:
     checkpoint: Optional[str]  # the meta-trained checkpoint used (None: the init checkpoint)
 
 
-def classify(task_for, setup, bert_config, cache, support, queries):
-    """Classifies `queries` into the classes of `support` (InputExamples with labels), without training.
+def classify(task_for, setup, bert_config, cache, support, queries, adapt=None):
+    """Classifies `queries` into the classes of `support` (InputExamples with labels), without training
+    the encoder; with `adapt` (adaptation.AdaptConfig, enabled), after adapting to the support set.
 
     task_for(classes) -> the FewShotTask to embed with; cache: input_pipeline.FeatureCache.
     """
     classes = sorted({e.label for e in support})
-    task = task_for(classes)
+    task = copy.copy(task_for(classes))
     checkpoint = model_folder.trained_checkpoint(setup.output_dir)
+    adapt = adapt if adapt is not None and adapt.enabled else None
+    task.hidden_layer = adapt.hidden_layer(bert_config) if adapt else None
     embed = Embedder(task, setup, bert_config)
     support_arrays = cache.arrays(task, support, "fewshot-support")
-    support_embeddings = embed(support_arrays, checkpoint)
-    query_embeddings = embed(cache.arrays(task, queries, "fewshot-predict"), checkpoint)
-    prototypes = class_means(support_embeddings, support_arrays["label_ids"], range(len(classes)))
-    logits = task.distance.np_logits(query_embeddings, prototypes, task.distance.params_from(checkpoint))
-    return Classified(classes, softmax(logits), task.distance.np_distances(query_embeddings, prototypes), checkpoint)
+    support_outputs = embed.outputs(support_arrays, checkpoint)
+    query_outputs = embed.outputs(cache.arrays(task, queries, "fewshot-predict"), checkpoint)
+    params = task.distance.params_from(checkpoint)
+    if adapt:
+        adapter = adaptation.Adapter(bert_config, checkpoint or setup.init_checkpoint, task.pooling, task.distance,
+                                     adapt, params)
+        adapted = adapter.fit(adapter.inputs(support_outputs), support_arrays["label_ids"],
+                              adapter.inputs(query_outputs), len(classes))
+        probabilities, query_embeddings, prototypes = adapted.probabilities, adapted.query_embeddings, adapted.prototypes
+    else:
+        query_embeddings = query_outputs["embedding"]
+        prototypes = heads.class_means(support_outputs["embedding"], support_arrays["label_ids"], range(len(classes)))
+        probabilities = softmax(task.distance.np_logits(query_embeddings, prototypes, params))
+    return Classified(classes, probabilities, task.distance.np_distances(query_embeddings, prototypes), checkpoint)
 
 
 class FinetuneBaseline:

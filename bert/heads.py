@@ -88,7 +88,11 @@ def sentence_embedding(model, input_mask, pooling="pooled"):
     """
     if pooling == "pooled":
         return model.get_pooled_output()
-    sequence = model.get_sequence_output()  # [batch, seq, hidden]
+    return pool_tokens(model.get_sequence_output(), input_mask, pooling)
+
+
+def pool_tokens(sequence, input_mask, pooling):
+    """sequence float32 [batch, seq, hidden] -> [batch, hidden] by "cls" or "mean" pooling."""
     if pooling == "cls":
         return sequence[:, 0, :]
     if pooling == "mean":
@@ -126,6 +130,16 @@ class Distance:
         without one (a model that was not meta-trained)."""
         return {}
 
+    def head_inputs(self, embeddings):
+        """TF: what a linear head on these embeddings reads (see linear_head)."""
+        return embeddings
+
+    def linear_head(self, prototypes, params=None):
+        """numpy (weights [n, hidden], bias [n]) of the linear head equivalent to these prototypes:
+        softmax(head_inputs(q) @ weights.T + bias) equals the prototype softmax of q. Support-set
+        adaptation starts from it (Proto-MAML's initialisation)."""
+        raise NotImplementedError
+
 
 class SquaredEuclidean(Distance):
     """Prototypical networks: logits are minus the squared Euclidean distance."""
@@ -143,6 +157,10 @@ class SquaredEuclidean(Distance):
 
     def np_logits(self, queries, prototypes, params=None):
         return -self.np_distances(queries, prototypes)
+
+    def linear_head(self, prototypes, params=None):
+        # -|q - c|^2 = 2 q.c - |c|^2 - |q|^2; the last term is the same for every class.
+        return 2.0 * prototypes, -(prototypes * prototypes).sum(-1)
 
     def np_distances(self, queries, prototypes):
         a, b = queries, prototypes
@@ -165,6 +183,14 @@ class Cosine(Distance):
 
     def distances(self, queries, prototypes):
         return 1.0 - self._cosine(queries, prototypes)
+
+    def head_inputs(self, embeddings):
+        return tf.math.l2_normalize(embeddings, -1)
+
+    def linear_head(self, prototypes, params=None):
+        scale = (params or {}).get("scale", self.INITIAL_SCALE)
+        normalised = prototypes / np.maximum(np.linalg.norm(prototypes, axis=-1, keepdims=True), 1e-12)
+        return scale * normalised, np.zeros(len(prototypes), prototypes.dtype)
 
     @staticmethod
     def _cosine(queries, prototypes):
@@ -197,6 +223,12 @@ def get_distance(name):
     if name not in DISTANCES:
         raise UserInputError(f"unknown prototype distance {name!r}; choose one of {', '.join(DISTANCES)}")
     return DISTANCES[name]
+
+
+def class_means(embeddings, labels, classes):
+    """numpy prototypes: the mean embedding of each class, in the order of `classes` -> [classes, hidden]."""
+    labels = np.asarray(labels)
+    return np.stack([embeddings[labels == c].mean(0) for c in classes])
 
 
 def prototypes_from_support(embeddings, labels, num_classes):

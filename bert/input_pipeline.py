@@ -233,10 +233,17 @@ def read_tfrecord_arrays(path, feature_spec):
     return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in feature_spec}
 
 
+def as_range(value):
+    """An episode size: n or (low, high) -> (low, high)."""
+    return (value, value) if isinstance(value, (int, np.integer)) else (int(value[0]), int(value[1]))
+
+
 class EpisodeSampler:
     """N-way K-shot episodes: N distinct classes, K support and Q query rows each, none shared.
 
-    rows_by_class: {class: array of row indices}, every class with at least K + Q rows.
+    rows_by_class: {class: array of row indices}, every class with at least K + Q rows. n_way and
+    k_shot are numbers, or (low, high) ranges from which each episode draws its own N and K (uniformly,
+    both ends included; fixed sizes draw nothing, so their stream of episodes is the same either way).
     sample() -> (rows [N*(K+Q)]: the N*K support rows class by class, then the N*Q query rows;
                  episode_labels [N*(K+Q)]: 0..N-1; is_query [N*(K+Q)]: 0 support / 1 query; classes [N]).
     """
@@ -244,34 +251,41 @@ class EpisodeSampler:
     def __init__(self, rows_by_class, n_way, k_shot, q_query, seed):
         self.classes = sorted(rows_by_class)
         self.rows = [np.asarray(rows_by_class[c]) for c in self.classes]
-        if len(self.classes) < n_way:
-            raise ValueError(f"{n_way}-way episodes need {n_way} classes, only {len(self.classes)} given")
-        short = [c for c, rows in zip(self.classes, self.rows) if len(rows) < k_shot + q_query]
+        self.n_way, self.k_shot, self.q_query = as_range(n_way), as_range(k_shot), q_query
+        if len(self.classes) < self.n_way[1]:
+            raise ValueError(f"{self.n_way[1]}-way episodes need {self.n_way[1]} classes, only {len(self.classes)} "
+                             "given")
+        short = [c for c, rows in zip(self.classes, self.rows) if len(rows) < self.k_shot[1] + q_query]
         if short:
-            raise ValueError(f"classes with fewer than {k_shot + q_query} examples: {short}")
-        self.n_way, self.k_shot, self.q_query = n_way, k_shot, q_query
+            raise ValueError(f"classes with fewer than {self.k_shot[1] + q_query} examples: {short}")
         self.rng = np.random.RandomState(seed)
-        self.episode_labels = np.concatenate([np.repeat(np.arange(n_way), k_shot),
-                                              np.repeat(np.arange(n_way), q_query)]).astype(np.int32)
-        self.is_query = np.concatenate([np.zeros(n_way * k_shot), np.ones(n_way * q_query)]).astype(np.int32)
+
+    def _draw(self, size_range):
+        low, high = size_range
+        return low if low == high else int(self.rng.randint(low, high + 1))
 
     def sample(self):
-        chosen = self.rng.choice(len(self.classes), self.n_way, replace=False)
+        n_way, k_shot = self._draw(self.n_way), self._draw(self.k_shot)
+        chosen = self.rng.choice(len(self.classes), n_way, replace=False)
         support, query = [], []
         for index in chosen:
-            picked = self.rng.choice(self.rows[index], self.k_shot + self.q_query, replace=False)
-            support.append(picked[:self.k_shot])
-            query.append(picked[self.k_shot:])
+            picked = self.rng.choice(self.rows[index], k_shot + self.q_query, replace=False)
+            support.append(picked[:k_shot])
+            query.append(picked[k_shot:])
         rows = np.concatenate(support + query)
-        return rows, self.episode_labels, self.is_query, [self.classes[i] for i in chosen]
+        labels = np.concatenate([np.repeat(np.arange(n_way), k_shot), np.repeat(np.arange(n_way), self.q_query)])
+        is_query = np.concatenate([np.zeros(n_way * k_shot), np.ones(n_way * self.q_query)])
+        return rows, labels.astype(np.int32), is_query.astype(np.int32), [self.classes[i] for i in chosen]
 
 
 def episodic_input_fn_builder(arrays, rows_by_class, n_way, k_shot, q_query, seed):
     """An Estimator input_fn whose every batch is one episode drawn from `arrays` (numpy features).
 
-    Each worker (input pipeline) draws its own reproducible stream: seed + pipeline id.
+    n_way, k_shot: numbers or (low, high) ranges (EpisodeSampler). Each worker (input pipeline) draws
+    its own reproducible stream: seed + pipeline id.
     """
-    size = n_way * (k_shot + q_query)
+    n_way, k_shot = as_range(n_way), as_range(k_shot)
+    size = n_way[0] * (k_shot[0] + q_query) if n_way[0] == n_way[1] and k_shot[0] == k_shot[1] else None
     names = [name for name in arrays if name != "label_ids"]
 
     def input_fn(params=None, input_context=None):

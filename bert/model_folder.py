@@ -364,3 +364,38 @@ def best_checkpoint(output_dir):
 def trained_checkpoint(output_dir):
     """The checkpoint a finished run stands for: best/ when it was kept, else the latest (None: untrained)."""
     return best_checkpoint(output_dir) or tf.train.latest_checkpoint(output_dir)
+
+
+PLAIN_BERT = {"pooling": "pooled", "distance": "euclidean"}  # Google's pooled output; prototypical networks
+
+
+def embedding_defaults(output_dir, init_checkpoint):
+    """What `auto` pooling and distance mean for a run: ({"pooling", "distance"}, {key: where from}).
+
+    Each from the first that says: output_dir's model_info.json (a trained model keeps its own); the
+    init checkpoint's folder (or, for a best/ checkpoint, its run folder): the sentence_embedding.json
+    that convert_checkpoint.py writes for a sentence-transformers model, then a run's model_info.json;
+    else a plain BERT's: the pooled output and squared Euclidean distance.
+    """
+    sources = [os.path.join(output_dir, MODEL_INFO_FILE)] if output_dir else []
+    if init_checkpoint:
+        folder = init_checkpoint if os.path.isdir(init_checkpoint) else os.path.dirname(init_checkpoint)
+        folders = [folder] + ([os.path.dirname(folder)] if os.path.basename(folder) == "best" else [])
+        sources += [os.path.join(f, name) for f in folders
+                    for name in (checkpoints.SENTENCE_EMBEDDING_FILE, MODEL_INFO_FILE)]
+    chosen, origin = {}, {}
+    for path in sources:
+        if not os.path.exists(path):
+            continue
+        recorded = files.read_json(path, "model description", expect=dict)
+        for key, allowed in (("pooling", heads.POOLINGS), ("distance", heads.DISTANCES)):
+            value = recorded.get(key)
+            if key in chosen or value is None:
+                continue
+            if value not in allowed:
+                raise UserInputError(f"{path}: {key} {value!r} is not one of {', '.join(allowed)}")
+            chosen[key], origin[key] = value, path
+    for key, value in PLAIN_BERT.items():
+        if key not in chosen:
+            chosen[key], origin[key] = value, "a plain BERT's default"
+    return chosen, origin

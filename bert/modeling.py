@@ -222,11 +222,7 @@ class BertModel:
             self.all_encoder_layers = [tf.cast(layer, tf.float32) for layer in layers]
             self.sequence_output = self.all_encoder_layers[-1]
 
-            with tf1.variable_scope("pooler"):
-                first_token = layers[-1][:, 0, :]  # [batch, hidden]
-                pooled = dense(first_token, config.hidden_size, "dense", config.initializer_range,
-                               self.compute_type, activation=tf.tanh)
-            self.pooled_output = tf.cast(pooled, tf.float32)
+            self.pooled_output = pooler(layers[-1], config, self.compute_type)
 
     def get_pooled_output(self):
         """float32 [batch, hidden]: tanh(dense(first token's final hidden state))."""
@@ -247,6 +243,15 @@ class BertModel:
     def get_embedding_table(self):
         """The float32 [vocab, hidden] word embedding variable (the masked-LM output weights)."""
         return self.embedding_table
+
+
+def pooler(sequence, config, compute_type=tf.float32):
+    """BERT's pooled output, float32 [batch, hidden]: tanh(dense(first token's state)) in scope "pooler"
+    (under the model's scope)."""
+    with tf1.variable_scope("pooler"):
+        pooled = dense(sequence[:, 0, :], config.hidden_size, "dense", config.initializer_range, compute_type,
+                       activation=tf.tanh)
+    return tf.cast(pooled, tf.float32)
 
 
 def create_initializer(initializer_range=0.02):
@@ -355,14 +360,18 @@ def attention(x, attention_bias, batch_size, seq_length, config, compute_type):
     return tf.reshape(context, [batch_size * seq_length, config.hidden_size])
 
 
-def transformer_stack(hidden, attention_bias, config, compute_type):
-    """hidden [batch, seq, hidden] in compute_type -> list of per-layer outputs, same shape and dtype."""
+def transformer_stack(hidden, attention_bias, config, compute_type, first_layer=0):
+    """hidden [batch, seq, hidden] in compute_type -> list of per-layer outputs, same shape and dtype.
+
+    first_layer > 0 runs only layers first_layer.. (hidden is then the output of the layer before it),
+    with the same variable names: what few-shot adaptation of the top layers builds on.
+    """
     batch_size, seq_length, width = get_shape_list(hidden, expected_rank=3)
     init = config.initializer_range
     activation = get_activation(config.hidden_act)
     x = tf.reshape(hidden, [-1, width])  # [batch*seq, hidden]: every dense works on 2-D input
     outputs = []
-    for index in range(config.num_hidden_layers):
+    for index in range(first_layer, config.num_hidden_layers):
         with tf1.variable_scope(f"layer_{index}"):
             layer_input = x
             with tf1.variable_scope("attention"):

@@ -259,12 +259,15 @@ class FewShotTask(Task):
     group examples), and, in training/evaluation episodes, `episode_labels` (class index within the
     episode) and `is_query` (1 for a query, 0 for a support sentence). Prototypes are the support
     embeddings' class means; queries are classified by distance to them (heads.DISTANCES). Predicting
-    returns the sentence embedding, so evaluation and prediction run on embeddings computed once.
+    returns the sentence embedding, so evaluation and prediction run on embeddings computed once, and
+    with `hidden_layer` also the hidden states that feed support-set adaptation of the top layers
+    (0: the embedding output, i: layer i's output; bert.adaptation).
     """
 
     name = "fewshot"
 
-    def __init__(self, labels, tokenizer, max_seq_length, pooling="mean", distance="euclidean"):
+    def __init__(self, labels, tokenizer, max_seq_length, pooling="mean", distance="euclidean", hidden_layer=None):
+        self.hidden_layer = hidden_layer
         self.labels = list(labels)
         self.label_to_id = {label: index for index, label in enumerate(self.labels)}
         self.tokenizer = tokenizer
@@ -289,7 +292,10 @@ class FewShotTask(Task):
     def build(self, model, features, mode):
         embedding = heads.sentence_embedding(model, features["input_mask"], self.pooling)  # [batch, hidden]
         if mode == tf.estimator.ModeKeys.PREDICT:
-            return TaskOutputs(None, {"embedding": embedding}, {})
+            outputs = {"embedding": embedding}
+            if self.hidden_layer is not None:
+                outputs["hidden"] = ([model.get_embedding_output()] + model.get_all_encoder_layers())[self.hidden_layer]
+            return TaskOutputs(None, outputs, {})
         labels = features["episode_labels"]
         is_query = tf.cast(features["is_query"], tf.bool)
         num_classes = tf.reduce_max(labels) + 1

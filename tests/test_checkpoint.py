@@ -224,6 +224,8 @@ def test_minilm_from_the_package_reproduces_its_reference(tmp_path):
     report = checkpoint.hf_to_google(source, str(tmp_path / "minilm"))
     assert report.absent_heads == ["masked-LM head", "next-sentence head", "classifier"]
     assert checkpoint.read_lower_case(str(tmp_path / "minilm")) is True  # uncased: its tokenizer.json lower-cases
+    recorded = json.loads((tmp_path / "minilm" / checkpoint.SENTENCE_EMBEDDING_FILE).read_text())
+    assert (recorded["pooling"], recorded["distance"]) == ("mean", "cosine")  # its 1_Pooling and Normalize
     reference = np.load(reference_path, allow_pickle=False)
     config = modeling.BertConfig.from_json_file(str(tmp_path / "minilm" / "bert_config.json"))
 
@@ -754,3 +756,45 @@ def test_convert_script_reads_a_package_folder_and_refuses_an_attack(tmp_path):
         f"error: {bin_path}: refused: its pickle asks for the global os.system, ")
     assert "Traceback" not in result.stderr
     assert not pwned.exists() and not (tmp_path / "out2").exists()
+
+
+def test_sentence_transformers_pooling_and_similarity_are_recorded(tmp_path, caplog):
+    from bert import model_folder
+    model = tmp_path / "st"
+    (model / "1_Pooling").mkdir(parents=True)
+    (model / "modules.json").write_text(json.dumps([
+        {"idx": 0, "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    pooling = model / "1_Pooling" / "config.json"
+    pooling.write_text(json.dumps({"pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True}))
+    assert checkpoint.read_sentence_embedding(str(model))["pooling"] == "mean"
+    assert checkpoint.read_sentence_embedding(str(model))["distance"] == "cosine"
+    pooling.write_text(json.dumps({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}))
+    (model / "config_sentence_transformers.json").write_text(json.dumps({"similarity_fn_name": "euclidean"}))
+    assert {k: v for k, v in checkpoint.read_sentence_embedding(str(model)).items() if k != "source"} == {
+        "pooling": "cls", "distance": "euclidean"}
+    pooling.write_text(json.dumps({"pooling_mode_max_tokens": True}))
+    assert checkpoint.read_sentence_embedding(str(model)) is None and "pooling_mode_max_tokens" in caplog.text
+    card = tmp_path / "card"
+    card.mkdir()
+    (card / "README.md").write_text("---\nlanguage: zh\nlibrary_name: sentence-transformers\n---\n# model\n")
+    assert checkpoint.read_sentence_embedding(str(card))["pooling"] == "mean"
+    (card / "README.md").write_text("# a BERT\nlibrary_name: sentence-transformers (not in front matter)\n")
+    assert checkpoint.read_sentence_embedding(str(card)) is None
+
+    # auto: the run's own model_info.json, then the init folder's record (a best/ checkpoint: its run's), else
+    # a plain BERT's.
+    init = tmp_path / "init"
+    (init / "best").mkdir(parents=True)
+    assert model_folder.embedding_defaults(None, str(init / "best" / "model.ckpt-5"))[0] == model_folder.PLAIN_BERT
+    (init / "sentence_embedding.json").write_text(json.dumps({"pooling": "mean", "distance": "cosine"}))
+    assert model_folder.embedding_defaults(None, str(init / "best" / "model.ckpt-5"))[0] == {
+        "pooling": "mean", "distance": "cosine"}
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model_info.json").write_text(json.dumps({"task": "classifier", "pooling": "cls"}))
+    chosen, origin = model_folder.embedding_defaults(str(run), str(init))
+    assert chosen == {"pooling": "cls", "distance": "cosine"} and origin["pooling"].startswith(str(run))
+    (init / "sentence_embedding.json").write_text(json.dumps({"pooling": "max"}))
+    with pytest.raises(UserInputError, match=r"sentence_embedding.json: pooling 'max' is not one of"):
+        model_folder.embedding_defaults(None, str(init))

@@ -142,7 +142,7 @@ def world(tmp_path_factory):
              for t in range(6) for _ in range(8)]
     (root / "topics.tsv").write_text("\n".join(lines) + "\n")
     run_flags("run_fewshot", data_file=root / "topics.tsv", test_class_ratio=0.2, output_dir=root / "fewshot_out",
-              do_train=True, n_way=3, k_shot=2, q_query=2, train_episodes=8, distance="cosine", **common)
+              do_train=True, n_way=3, k_shot=2, q_query=2, train_episodes=8, distance="cosine", pooling="mean", **common)
     run_fewshot.main([])
     euclidean = root / "fewshot_euclidean_out"
     shutil.copytree(root / "fewshot_out", euclidean)

@@ -171,7 +171,8 @@ def write_data(path, per_class=12, seed=0, topics=TOPICS):
 def run(tiny_model, output_dir, **overrides):
     args = dict(bert_config_file=tiny_model / "bert_config.json", vocab_file=tiny_model / "vocab.txt",
                 output_dir=output_dir, max_seq_length=12, n_way=3, k_shot=2, q_query=2, train_episodes=30,
-                learning_rate=1e-3, eval_settings="3w1s,3w2s", eval_q_query=4, eval_episodes=50, predict_batch_size=16)
+                learning_rate=1e-3, eval_settings="3w1s,3w2s", eval_q_query=4, eval_episodes=50, predict_batch_size=16,
+                pooling="mean")
     args.update(overrides)
     FLAGS.unparse_flags()
     FLAGS(["run_fewshot"] + [f"--{k}={v}" for k, v in args.items()])
@@ -211,14 +212,19 @@ def test_train_evaluate_predict_end_to_end(tmp_path, tiny_model):
     assert all(0 <= float(line.split("\t")[2]) <= 1 for line in lines[1:])
 
 
-def test_prediction_straight_from_a_pretrained_checkpoint(tmp_path, tiny_model):
+def test_prediction_straight_from_a_pretrained_checkpoint(tmp_path, tiny_model, caplog):
     # A "pretrained" checkpoint: the output of a short meta-training run in another folder.
     data = write_data(tmp_path / "topics.tsv")
-    run(tiny_model, tmp_path / "pretrained", do_train=True, data_file=data, train_episodes=5)
+    run(tiny_model, tmp_path / "pretrained", do_train=True, data_file=data, train_episodes=5, pooling="cls",
+        distance="cosine")
     (tmp_path / "support.tsv").write_text("this is about w1a\tone\nthis is about w2a\ttwo\n")
     (tmp_path / "texts.txt").write_text("this is about w1b\n")
+    caplog.set_level("INFO")
     run(tiny_model, tmp_path / "out", do_predict=True, init_checkpoint=tmp_path / "pretrained",
-        support_file=tmp_path / "support.tsv", predict_file=tmp_path / "texts.txt")
+        support_file=tmp_path / "support.tsv", predict_file=tmp_path / "texts.txt", pooling="auto", verbosity=0)
+    # auto: what the model it starts from was trained with (its model_info.json).
+    assert f"pooling cls (auto: from {tmp_path / 'pretrained' / 'model_info.json'})" in caplog.text
+    assert f"distance cosine (auto: from {tmp_path / 'pretrained' / 'model_info.json'})" in caplog.text
     rows = (tmp_path / "out" / "predictions.tsv").read_text().splitlines()
     assert len(rows) == 2 and rows[1].split("\t")[1] in {"one", "two"}
 
@@ -278,3 +284,81 @@ def test_bad_inputs(tmp_path, tiny_model):
 def write_json(path, value):
     path.write_text(json.dumps(value))
     return path
+
+
+def test_adaptation_row_prediction_and_export_agree(tmp_path, tiny_model):
+    """--adapt_steps: a row of the table, a setting of --do_predict, and an export that gives what
+    --do_predict gives for the same support set."""
+    import export_savedmodel
+    from bert import adaptation, config, export
+    data = write_data(tmp_path / "topics.tsv")
+    out = tmp_path / "out"
+    adapt = dict(adapt_steps=5, adapt_learning_rate=1e-2, adapt_layers=1)
+    run(tiny_model, out, do_train=True, do_eval=True, data_file=data, test_class_ratio=0.375, eval_frozen=False,
+        distance="cosine", **adapt)
+    rows = json.loads((out / "fewshot_results.json").read_text())["rows"]
+    assert set(rows) == {"meta-trained", "meta-trained + adaptation"}
+    assert rows["meta-trained + adaptation"]["3w2s"]["episodes"] == 50
+    assert "| meta-trained + adaptation |" in (out / "fewshot_results.md").read_text()
+
+    support = tmp_path / "support.tsv"
+    support.write_text("this is about w0a\tzero\nthis is about w0b n1\tzero\nthis is about w5a\tfive\n"
+                       "about w5c n2 n3\tfive\nthis w6a\tsix\n")
+    texts = ["this is about w0c", "this is about w5b n4", "w6b", "about"]
+    (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n")
+    run(tiny_model, out, do_predict=True, support_file=support, predict_file=tmp_path / "texts.txt",
+        distance="cosine", **adapt)
+    lines = [line.split("\t") for line in (out / "predictions.tsv").read_text().splitlines()[1:]]
+    setup = config.TrainingConfig(output_dir=str(out), bert_config_file=str(tiny_model / "bert_config.json"),
+                                  text=config.TextConfig(vocab_file=str(tiny_model / "vocab.txt")), max_seq_length=12,
+                                  pooling="mean")
+    bert_config = setup.bert_config()
+    tokenizer = setup.tokenizer(bert_config)
+    from processors import read_text_label_file, read_text_lines
+
+    def classify(steps):
+        return fewshot.classify(lambda classes: tasks.FewShotTask(classes, tokenizer, 12, "mean", "cosine"), setup,
+                                bert_config, setup.feature_cache(), read_text_label_file(str(support)),
+                                read_text_lines(str(tmp_path / "texts.txt")),
+                                adaptation.AdaptConfig(steps, 1e-2, 1))
+    adapted, plain = classify(5), classify(0)
+    assert np.abs(adapted.probabilities - plain.probabilities).max() > 1e-3  # adaptation changed something
+    assert [line[1] for line in lines] == [adapted.classes[i] for i in adapted.probabilities.argmax(-1)]
+    np.testing.assert_allclose([float(line[2]) for line in lines], adapted.probabilities.max(-1), atol=1e-4)
+
+    FLAGS.unparse_flags()
+    FLAGS(["export_savedmodel", f"--model_dir={out}", f"--export_dir={tmp_path / 'export'}",
+           f"--support_file={support}"] + [f"--{k}={v}" for k, v in adapt.items()])
+    export_savedmodel.main([])
+    served = tf.saved_model.load(export.resolve_saved_model(str(tmp_path / "export"))).signatures["serving_default"](
+        text_a=tf.constant(texts))
+    np.testing.assert_allclose(served["probabilities"].numpy(), adapted.probabilities, atol=1e-5)
+    np.testing.assert_allclose(served["distances"].numpy(), adapted.distances, atol=1e-5)
+
+
+def test_episode_sizes_drawn_from_ranges(tmp_path, tiny_model):
+    rows = {c: np.arange(c * 10, c * 10 + 10) for c in range(7)}
+    sampler = input_pipeline.EpisodeSampler(rows, n_way=(2, 5), k_shot=(1, 4), q_query=3, seed=1)
+    sizes = set()
+    for _ in range(200):
+        chosen, labels, is_query, classes = sampler.sample()
+        n, k = len(classes), int((is_query == 0).sum()) // len(classes)
+        assert 2 <= n <= 5 and 1 <= k <= 4 and len(chosen) == n * (k + 3) == len(set(chosen))
+        assert list(labels[:n * k]) == list(np.repeat(np.arange(n), k)) and (is_query[n * k:] == 1).all()
+        sizes.add((n, k))
+    assert len(sizes) == 16  # every combination turns up
+    with pytest.raises(ValueError, match="fewer than 8 examples"):
+        input_pipeline.EpisodeSampler({0: np.arange(7), 1: np.arange(7, 20)}, 2, (1, 5), 3, seed=0)
+    assert fewshot.parse_range("5:20", 2, "--n_way") == (5, 20) and fewshot.parse_range(" 3 ", 2, "x") == (3, 3)
+    for bad in ("20:5", "1:3", "5-20", ""):
+        with pytest.raises(UserInputError, match="--n_way"):
+            fewshot.parse_range(bad, 2, "--n_way")
+    # Meta-training on episodes of varying size.
+    out = tmp_path / "out"
+    run(tiny_model, out, do_train=True, data_file=write_data(tmp_path / "topics.tsv"), n_way="2:4", k_shot="1:3",
+        train_episodes=6)
+    assert json.loads((out / "fewshot_results.json").read_text())["training"]["episodes"] == 6
+    FLAGS.unparse_flags()
+    with pytest.raises(flags.IllegalFlagValueError, match="k_shot"):
+        FLAGS(["run_fewshot", "--k_shot=3:1"])
+    FLAGS.unparse_flags()

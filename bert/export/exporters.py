@@ -7,12 +7,12 @@ signatures, assets, label map and the variables it fills itself. A subclass name
 the name model_info.json records; adding a task's export is one such subclass ("squad" plugs in here).
 """
 import dataclasses
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 import tensorflow as tf
 
-from bert import fewshot, model_fn, tasks
+from bert import adaptation, heads, model_fn, tasks
 from bert.errors import UserInputError
 from bert.model_folder import MODEL_INFO_FILE
 
@@ -107,11 +107,16 @@ class SupportSet:
     texts: List[str]
     labels: List[str]
     source: str = "support set"
+    adapt: Optional[adaptation.AdaptConfig] = None  # adapt to it at export time (steps > 0)
 
 
 class FewShotExporter(TaskExporter):
     """Prototypes (class means of the support set's embeddings) are computed at export time and kept
-    as the variable `prototypes`; the query is classified by distance to them, as run_fewshot.py does."""
+    as the variable `prototypes`; the query is classified by distance to them, as run_fewshot.py does.
+    With the support set's AdaptConfig (steps > 0) the model is first adapted to the support set as
+    run_fewshot.py --do_predict adapts it: the adapted top layers replace the checkpoint's, and the
+    adapted linear head (variables adapted_head/weights and bias) gives the probabilities; distances
+    are to the prototypes through the adapted layers."""
     task_class = tasks.FewShotTask
 
     def __init__(self, trained, support=None):
@@ -121,17 +126,32 @@ class FewShotExporter(TaskExporter):
                                  "--support_file=SUPPORT.tsv (text<TAB>label lines, a few per class)")
         self.support = support
         self.classes = sorted(set(support.labels))
+        self.adapt = support.adapt if support.adapt is not None and support.adapt.enabled else None
+        if self.adapt:
+            self.adapt.check(trained.config)
 
     def model_task(self):
-        return tasks.FewShotTask.from_info(self.info, labels=self.classes)
+        task = tasks.FewShotTask.from_info(self.info, labels=self.classes)
+        task.hidden_layer = self.adapt.hidden_layer(self.trained.config) if self.adapt else None
+        return task
 
     def build(self, encoder):
         task = self.model_task()
-        self.embedding = self.predictions(encoder.features)["embedding"]  # [batch, hidden]
-        hidden = self.trained.config.hidden_size
-        self.prototypes = tf1.get_variable("prototypes", [len(self.classes), hidden], tf.float32,
-                                           initializer=tf1.zeros_initializer(), trainable=False)
+        self.distance = task.distance
+        self.outputs = self.predictions(encoder.features)
+        self.embedding = self.outputs["embedding"]  # [batch, hidden]
+        shape = [len(self.classes), self.trained.config.hidden_size]
+        self.prototypes = tf1.get_variable("prototypes", shape, tf.float32, initializer=tf1.zeros_initializer(),
+                                           trainable=False)
+        self.own = [self.prototypes]
         logits = task.distance.logits(self.embedding, self.prototypes)  # [batch, classes]
+        if self.adapt:
+            with tf1.variable_scope(adaptation.HEAD_SCOPE):
+                self.head = [tf1.get_variable(name, shape[:rank], tf.float32, initializer=tf1.zeros_initializer(),
+                                              trainable=False) for name, rank in (("weights", 2), ("bias", 1))]
+            self.own += self.head
+            weights, bias = self.head
+            logits = tf.matmul(task.distance.head_inputs(self.embedding), weights, transpose_b=True) + bias
         distances = task.distance.distances(self.embedding, self.prototypes)
         label_ids = tf.argmax(logits, -1, output_type=tf.int32)
         return {"probabilities": tf.nn.softmax(logits, -1), "label_id": label_ids,
@@ -141,13 +161,29 @@ class FewShotExporter(TaskExporter):
         return {SIGNATURE_EMBED: ({"text_a": encoder.text_a}, {"embedding": self.embedding})}
 
     def own_variables(self):
-        return [self.prototypes]
+        return self.own
 
-    def after_restore(self, session, encoder, batch_size=64):
-        embeddings = np.concatenate([
-            session.run(self.embedding, encoder.feed(self.support.texts[start:start + batch_size]))
-            for start in range(0, len(self.support.texts), batch_size)])
-        self.prototypes.load(fewshot.class_means(embeddings, self.support.labels, self.classes), session)
+    def _support_outputs(self, session, encoder, batch_size=64):
+        fetches = {"embedding": self.embedding}
+        if "hidden" in self.outputs:
+            fetches.update(hidden=self.outputs["hidden"], input_mask=encoder.features["input_mask"])
+        texts = self.support.texts
+        batches = [session.run(fetches, encoder.feed(texts[start:start + batch_size]))
+                   for start in range(0, len(texts), batch_size)]  # padded to max_seq_length
+        return {name: np.concatenate([batch[name] for batch in batches]) for name in fetches}
+
+    def after_restore(self, session, encoder):
+        labels = np.array([self.classes.index(label) for label in self.support.labels])
+        if self.adapt:
+            adapter = adaptation.Adapter(self.trained.config, self.trained.checkpoint, self.info.pooling or "mean",
+                                         self.distance, self.adapt, self.distance.params_from(self.trained.checkpoint))
+            inputs = adapter.inputs(self._support_outputs(session, encoder))
+            adapted = adapter.fit(inputs, labels, inputs, len(self.classes), with_variables=True)
+            by_name = {v.op.name: v for v in tf1.global_variables()}
+            for name, value in adapted.variables.items():
+                by_name[name].load(value, session)
+        embeddings = self._support_outputs(session, encoder)["embedding"]
+        self.prototypes.load(heads.class_means(embeddings, labels, range(len(self.classes))), session)
 
     def label_map(self):
         return {"labels": self.classes, "multi_label": False}
