@@ -85,7 +85,8 @@ flags.DEFINE_string("support_file", None, "Few-shot: text<TAB>label lines, a few
 flags.DEFINE_integer("adapt_steps", 0, "Few-shot: Adam steps on the support set's cross-entropy that adapt a linear head "
                      "started from the prototypes (0: the prototypes as they are): run_fewshot.py's evaluation row "
                      "and --do_predict, and an exported few-shot model.", lower_bound=0, upper_bound=100000)
-define_float("adapt_learning_rate", 1e-3, "Few-shot: learning rate of --adapt_steps.", low=0, above=True)
+define_float("adapt_learning_rate", 1e-2, "Few-shot: Adam learning rate of --adapt_steps (1e-2 was best for the "
+             "head alone on csldcp's validation disciplines).", low=0, above=True)
 flags.DEFINE_integer("adapt_layers", 0, "Few-shot: top encoder layers adapted with the head (0: the head alone).",
                      lower_bound=0)
 flags.DEFINE_bool("overwrite_output_dir", False, "Start afresh in an output_dir that holds another run (its "

@@ -23,6 +23,9 @@ emptied first; TFRecord features cached in OUT/<task>/cache and shared by the ru
   frozen-<distance>  run_fewshot.py --do_predict: prototypes of the train_few_all examples (class means of
             their embeddings) from the encoder as it is, no training; every test_public text goes to the
             nearest prototype. Cosine (what m3e was trained for) and squared Euclidean (--distances).
+  frozen-<distance>-adapted  the same with --adapt_steps: a linear head started from those prototypes and
+            trained on the train_few_all embeddings alone (encoder frozen); its settings were chosen on
+            csldcp's validation disciplines in the episodic benchmark, never on test_public.
   meta      run_fewshot.py --do_train --train_file=train_few_all (episodes drawn from its classes: n_way
             classes, k_shot support + q_query queries each, cosine), then --do_predict from that folder as
             in frozen: prototypes of the train_few_all examples from the meta-trained encoder.
@@ -80,7 +83,7 @@ from bert import files  # noqa: E402  (no TensorFlow import)
 DATA_DIR = os.path.join(SHARED_DATA, "fewclue")
 DEFAULT_MODEL = os.path.join(REPO, "models", "m3e-small")
 DEFAULT_OUTPUT = os.path.join(REPO, "output", "bench-fewclue")
-ROWS = ("frozen", "meta", "finetune")
+ROWS = ("frozen", "adapted", "meta", "finetune")
 # Lines of run_fewshot.py's / run_classifier.py's logs worth echoing while they run.
 PROGRESS = re.compile(r"step \d+/\d+|training on \d+ examples|texts into \d+ classes|left out|Traceback|Error")
 
@@ -168,6 +171,9 @@ def parse_args():
     parser.add_argument("--finetune_epochs", type=float, default=None, help="every task (default: TASKS)")
     parser.add_argument("--max_seq_length", type=int, default=None, help="every task (default: TASKS)")
     parser.add_argument("--meta_learning_rate", type=float, default=2e-5)
+    parser.add_argument("--adapt_steps", type=int, default=30,
+                        help="row (a+): chosen on csldcp's validation disciplines (make bench-fewshot-recipe-csldcp)")
+    parser.add_argument("--adapt_learning_rate", type=float, default=1e-2)
     parser.add_argument("--finetune_learning_rate", type=float, default=1e-4)
     parser.add_argument("--finetune_batch_size", type=int, default=16)
     parser.add_argument("--predict_batch_size", type=int, default=32)
@@ -342,9 +348,10 @@ class TaskRuns:
                       steps=[r["name"] for r in runs])
         return result
 
-    def frozen(self, distance):
-        folder = fresh_dir(os.path.join(self.out, f"frozen-{distance}"))
-        run = self._run(f"frozen-{distance}", "run_fewshot.py", self._predict_flags(distance, folder), folder)
+    def frozen(self, distance, adapt=()):
+        name = f"frozen-{distance}" + ("-adapted" if adapt else "")
+        folder = fresh_dir(os.path.join(self.out, name))
+        run = self._run(name, "run_fewshot.py", self._predict_flags(distance, folder) + list(adapt), folder)
         return self._scored(folder, [run])
 
     def meta(self, distance):
@@ -426,6 +433,9 @@ def row_names(args, tasks):
     names = {}
     for distance in dict.fromkeys(d for t in tasks for d in t.frozen_distances):
         names[f"frozen-{distance}"] = (f"(a) prototypes, frozen encoder, {distance} (no training)")
+    names[f"frozen-{args.meta_distance}-adapted"] = (
+        f"(a+) the same prototypes, {args.meta_distance}, then a linear head started from them and adapted to "
+        f"train_few_all ({args.adapt_steps} Adam steps at {args.adapt_learning_rate:g}; the encoder frozen)")
     episodes = "; ".join(f"{t.name} {t.n_way}w{t.k_shot}s{t.q_query}q x {t.train_episodes}" for t in tasks)
     names["meta"] = f"(b) prototypes after meta-training on train_few_all, {args.meta_distance} ({episodes} episodes)"
     epochs = "; ".join(f"{t.name} {t.finetune_epochs:g}" for t in tasks)
@@ -512,6 +522,9 @@ def main():
         if "frozen" in args.rows:
             for distance in task.frozen_distances:
                 results[task.name][f"frozen-{distance}"] = runs.frozen(distance)
+        if "adapted" in args.rows:
+            results[task.name][f"frozen-{args.meta_distance}-adapted"] = runs.frozen(args.meta_distance, [
+                f"--adapt_steps={args.adapt_steps}", f"--adapt_learning_rate={args.adapt_learning_rate:g}"])
         if "meta" in args.rows:
             results[task.name]["meta"] = runs.meta(args.meta_distance)
         if "finetune" in args.rows:

@@ -32,7 +32,7 @@ HEAD_SCOPE = "adapted_head"
 class AdaptConfig:
     """steps 0: no adaptation (the prototypes as they are)."""
     steps: int = 0
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-2
     layers: int = 0  # encoder layers adapted with the head, from the top
 
     @property
