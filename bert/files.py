@@ -203,3 +203,31 @@ def read_tsv(path) -> list:
     if lines[-1] == "":
         lines.pop()
     return [[unescape_tsv_field(field) for field in line.split("\t")] for line in lines]
+
+
+def read_text(path) -> str:
+    """A UTF-8 file's text (a byte-order mark dropped); a missing file, a folder or a byte that is not
+    UTF-8 is a UserInputError naming the file (and the line)."""
+    try:
+        with open(path, "rb") as reader:
+            data = reader.read()
+    except FileNotFoundError:
+        raise UserInputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UserInputError(f"{path}: is a folder, not a file") from None
+    except OSError as error:
+        raise UserInputError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise UserInputError(f"{path}:{line}: byte 0x{data[error.start]:02x} is not valid UTF-8 "
+                             "(save the file as UTF-8)") from None
+
+
+def numbered_lines(text):
+    """(line number, line) for each line, without its "\\n" or "\\r\\n"."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        yield number, line[:-1] if line.endswith("\r") else line

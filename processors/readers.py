@@ -3,44 +3,19 @@
 Line numbers are 1-based and count the header as line 1. A UTF-8 byte order mark and CRLF line
 ends are accepted everywhere; a row repeating the header is skipped with a warning.
 """
-import codecs
 import csv
 import dataclasses
 import io
 import json
-from typing import Iterator, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from absl import logging
 
 from bert.errors import UserInputError
+from bert.files import numbered_lines, read_text  # noqa: F401 (processors.readers.read_text for callers)
 
 TSV = "tsv"  # tab-separated, no quoting: a quote character is ordinary text (MRPC needs this)
 CSV = "csv"  # the csv module's default dialect: comma-separated, double-quoted fields
-
-
-def read_text(path) -> str:
-    """The file's text; a missing file or a byte that is not UTF-8 is a UserInputError."""
-    try:
-        with open(path, "rb") as reader:
-            data = reader.read()
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: no such file") from None
-    except OSError as error:
-        raise UserInputError(f"{path}: cannot be read ({error.strerror or error})") from None
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise UserInputError(f"{path}:{line}: byte 0x{data[error.start]:02x} is not valid UTF-8 "
-                             "(save the file as UTF-8)") from None
-
-
-def numbered_lines(text) -> Iterator[Tuple[int, str]]:
-    """(line number, line) for each line, without its "\\n" or "\\r\\n"."""
-    for number, line in enumerate(text.split("\n"), start=1):
-        yield number, line[:-1] if line.endswith("\r") else line
 
 
 def read_rows(path, file_format) -> List[Tuple[int, List[str]]]:
