@@ -76,15 +76,18 @@ flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions per sequen
                      "reads it from the data folder's pretrain_meta.json when there is one).", lower_bound=1)
 flags.DEFINE_string("train_file", None, "Training data: text<TAB>label lines of the meta-training classes "
                     "(run_fewshot.py), SQuAD-format JSON (run_squad.py).")
+flags.DEFINE_string("eval_file", None, "Evaluation data: text<TAB>label lines of the evaluation classes "
+                    "(run_fewshot.py), NER data (run_ner.py; default: the data_dir's dev file).")
 flags.DEFINE_string("predict_file", None, "Texts to predict: one a line (run_fewshot.py), SQuAD-format JSON "
                     "(run_squad.py).")
 flags.DEFINE_string("model_dir", None, "A training run's output_dir to read (model_info.json, bert_config.json, "
                     "the vocab and checkpoints): export_savedmodel.py, extract_features.py.")
 flags.DEFINE_string("support_file", None, "Few-shot: text<TAB>label lines, a few per class (any classes): the "
                     "classes run_fewshot.py --do_predict and an exported few-shot model classify into.")
-flags.DEFINE_integer("adapt_steps", 0, "Few-shot: Adam steps on the support set's cross-entropy that adapt a linear head "
-                     "started from the prototypes (0: the prototypes as they are): run_fewshot.py's evaluation row "
-                     "and --do_predict, and an exported few-shot model.", lower_bound=0, upper_bound=100000)
+flags.DEFINE_integer("adapt_steps", 0, "Few-shot: Adam steps on the support set's cross-entropy that adapt a "
+                     "linear head started from the prototypes (0: the prototypes as they are): run_fewshot.py's "
+                     "evaluation row and --do_predict, and an exported few-shot model.", lower_bound=0,
+                     upper_bound=100000)
 define_float("adapt_learning_rate", 1e-2, "Few-shot: Adam learning rate of --adapt_steps (1e-2 was best for the "
              "head alone on csldcp's validation disciplines).", low=0, above=True)
 flags.DEFINE_integer("adapt_layers", 0, "Few-shot: top encoder layers adapted with the head (0: the head alone).",

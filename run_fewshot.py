@@ -37,7 +37,6 @@ common_flags.define_float("val_class_ratio", 0.0, "With --data_file: share of cl
 flags.DEFINE_integer("split_seed", 12345, "Seed of the class split.", lower_bound=0, upper_bound=2**32 - 1)
 flags.DEFINE_string("class_split_file", None, "JSON with train_classes, val_classes, test_classes lists.")
 flags.DEFINE_string("val_file", None, "text<TAB>label lines of validation classes (checkpoint choice).")
-flags.DEFINE_string("eval_file", None, "text<TAB>label lines of the evaluation classes.")
 flags.DEFINE_string("n_way", "5", "Training episodes: classes per episode, or a range LOW:HIGH each episode draws "
                     "its own from (e.g. 5:20).")
 flags.DEFINE_string("k_shot", "5", "Training episodes: support sentences per class, or a range LOW:HIGH (e.g. 1:10).")
@@ -218,8 +217,9 @@ def main(argv):
     if FLAGS.do_predict and not (FLAGS.support_file and FLAGS.predict_file):
         raise UserInputError("--do_predict needs --support_file and --predict_file")
     setup = common_flags.training_config()
-    model_folder.claim(setup.output_dir, FLAGS.overwrite_output_dir, exclusive=estimator.is_chief())
-    defaults, origin = model_folder.embedding_defaults(setup.output_dir, setup.init_checkpoint)
+    # A trained output_dir keeps its own pooling and distance, unless it is to be overwritten.
+    defaults, origin = model_folder.embedding_defaults(None if FLAGS.overwrite_output_dir else setup.output_dir,
+                                                       setup.init_checkpoint)
     chosen = {"pooling": FLAGS.pooling, "distance": FLAGS.distance}
     for key, value in chosen.items():
         if value in (None, "auto"):
@@ -242,6 +242,7 @@ def main(argv):
     bert_config = setup.bert_config()
     episodes.adapt.check(bert_config)
     tokenizer = setup.tokenizer(bert_config)
+    model_folder.claim(setup.output_dir, FLAGS.overwrite_output_dir, exclusive=estimator.is_chief())
     run = dict(setup.identity(bert_config), task=tasks.FewShotTask.name, pooling=setup.pooling,
                distance=episodes.distance)
     model_folder.check_run(setup.output_dir, run, record=False)

@@ -10,7 +10,7 @@ train.json dev.json test.json). --data_format=conll|cluener|char_bio|jsonl, gues
 absent (the guess is logged); --tag_column picks CoNLL's tag column; --tag_scheme is the scheme the files
 use (BIO, IOB1, BIOES, BMES); --model_scheme the one the model learns (entities are converted).
 Each word gets one tag, predicted at its first word piece, by a softmax or, with --use_crf, a linear-chain
-CRF; sentences longer than --max_seq_length become overlapping windows (--doc_stride pieces apart).
+CRF; sentences longer than --max_seq_length become overlapping windows (--window_stride pieces apart).
 Outputs: eval_results.json (entity-level precision, recall, f1 micro and per_type, as seqeval's default
 mode), predictions in the input's own format (predictions.<ext>) and as JSONL entity spans with character
 offsets (predictions.jsonl), label_map.json, checkpoints; with --eval_every_steps the best by F1 in OUT/best.
@@ -22,18 +22,17 @@ from typing import Optional
 from absl import flags, logging
 
 import common_flags
-from bert import estimator, input_pipeline, model_fn, model_folder, ner, tagging
+from bert import estimator, input_pipeline, model_fn, model_folder, ner, tagging, tasks
 from bert.errors import UserInputError, run_main
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("eval_file", None, "Evaluation data (default: the data_dir's dev file).")
 flags.DEFINE_enum("data_format", None, list(ner.FORMATS),
                   "Format of the data files (default: guessed from their content).")
 flags.DEFINE_integer("tag_column", -1, "conll: the column holding the tag (negative counts from the end).")
 flags.DEFINE_enum("tag_scheme", "BIO", list(ner.SCHEMES), "The tag scheme of the data files.")
 flags.DEFINE_enum("model_scheme", "BIO", list(ner.SCHEMES), "The tag scheme the model learns and predicts.")
 flags.DEFINE_bool("use_crf", False, "A linear-chain CRF over the words instead of a softmax per word.")
-flags.DEFINE_integer("doc_stride", None, "Pieces between the starts of a long sentence's windows "
+flags.DEFINE_integer("window_stride", None, "Pieces between the starts of a long sentence's windows "
                      "(default: half of max_seq_length).", lower_bound=1)
 
 DATA_FILES = {"conll": "{}.txt", "char_bio": "{}.txt", "cluener": "{}.json", "jsonl": "{}.json"}
@@ -52,7 +51,7 @@ class NerConfig:
     tag_scheme: str = "BIO"
     model_scheme: str = "BIO"
     use_crf: bool = False
-    doc_stride: Optional[int] = None
+    window_stride: Optional[int] = None
     overwrite_output_dir: bool = False
 
     def path(self, part):
@@ -100,8 +99,8 @@ def predict_tags(bert_estimator, task, cache, data, name, setup, checkpoint=None
     return task.merge([len(s.words) for s in data.sentences], merged)
 
 
-def score(data, predicted):
-    return ner.entity_scores(data.word_tags(), predicted, data.scheme)
+def score(task, data, predicted):
+    return task.scorer(data.scheme).score(data.word_tags(), predicted)
 
 
 def main(argv):
@@ -115,7 +114,7 @@ def main(argv):
     run = NerConfig(train_file=FLAGS.train_file, eval_file=FLAGS.eval_file, predict_file=FLAGS.predict_file,
                     data_dir=FLAGS.data_dir, data_format=FLAGS.data_format, tag_column=FLAGS.tag_column,
                     tag_scheme=FLAGS.tag_scheme, model_scheme=FLAGS.model_scheme, use_crf=FLAGS.use_crf,
-                    doc_stride=FLAGS.doc_stride, overwrite_output_dir=FLAGS.overwrite_output_dir)
+                    window_stride=FLAGS.window_stride, overwrite_output_dir=FLAGS.overwrite_output_dir)
     tag(setup, run, FLAGS.do_train, FLAGS.do_eval, FLAGS.do_predict)
 
 
@@ -125,7 +124,7 @@ def tag(setup, run, do_train, do_eval, do_predict):
     model_folder.claim(setup.output_dir, run.overwrite_output_dir, exclusive=estimator.is_chief())
     train = NerData(run, "train") if do_train else None
     dev = NerData(run, "dev") if do_eval else None
-    identity = dict(setup.identity(bert_config), task=tagging.TokenClassificationTask.name, use_crf=run.use_crf,
+    identity = dict(setup.identity(bert_config), task=tasks.TokenClassificationTask.name, use_crf=run.use_crf,
                     model_scheme=run.model_scheme)
     if train:
         labels = tagging.tag_list(train.word_tags())
@@ -133,7 +132,7 @@ def tag(setup, run, do_train, do_eval, do_predict):
     else:
         labels, _ = model_folder.load_label_map(setup.output_dir)
     model_folder.check_run(setup.output_dir, dict(identity, labels=labels), record=do_train and estimator.is_chief())
-    task = tagging.TokenClassificationTask(labels, tokenizer, setup.max_seq_length, run.use_crf, run.doc_stride)
+    task = tasks.TokenClassificationTask(labels, tokenizer, setup.max_seq_length, run.use_crf, run.window_stride)
     cache = setup.feature_cache(processor=f"ner-{train.format if train else 'data'}")
     if dev is not None:
         unknown = sorted({t for tags in dev.word_tags() for t in tags} - set(labels))
@@ -158,7 +157,8 @@ def tag(setup, run, do_train, do_eval, do_predict):
         if dev is not None and setup.eval_every_steps:
             validation = estimator.Validation(
                 setup.eval_every_steps,
-                lambda checkpoint: score(dev, predict_tags(bert_estimator, task, cache, dev, "dev", setup, checkpoint)),
+                lambda checkpoint: score(task, dev,
+                                         predict_tags(bert_estimator, task, cache, dev, "dev", setup, checkpoint)),
                 "f1", model_folder.best_dir(setup.output_dir), label="dev entity F1",
                 data=input_pipeline.data_digest(dev.examples(with_tags=True)))
         estimator.train(bert_estimator, input_pipeline.tfrecord_input_fn_builder(
@@ -168,7 +168,7 @@ def tag(setup, run, do_train, do_eval, do_predict):
             return
     checkpoint = model_folder.best_checkpoint(setup.output_dir)
     if do_eval:
-        report = score(dev, predict_tags(bert_estimator, task, cache, dev, "dev", setup, checkpoint))
+        report = score(task, dev, predict_tags(bert_estimator, task, cache, dev, "dev", setup, checkpoint))
         model_folder.write_eval_results(setup.output_dir, report)
         print(f"\n{dev.path}: entity precision {report['precision']:.4f}, recall {report['recall']:.4f}, "
               f"F1 {report['f1']:.4f}")

@@ -102,7 +102,8 @@ def main():
         flags = [f"--adapt_steps={steps}", f"--adapt_learning_rate={learning_rate:g}", f"--adapt_layers={layers}"]
         if train_folder:  # evaluate the trained folder again (the same run), with adaptation
             runner.run(f"adapt-{index}", "run_fewshot.py", ["--do_eval", "--eval_frozen=false"] + train_flags + flags
-                       + common_flags + [f"--output_dir={train_folder}"], os.path.join(train_folder, f"adapt-{index}.log"))
+                       + common_flags + [f"--output_dir={train_folder}"],
+                       os.path.join(train_folder, f"adapt-{index}.log"))
             results = json.load(open(os.path.join(train_folder, "fewshot_results.json"), encoding="utf-8"))
         else:
             results, _ = run(f"adapt-{index}", ["--do_eval"] + flags)

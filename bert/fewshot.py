@@ -266,7 +266,8 @@ def classify(task_for, setup, bert_config, cache, support, queries, adapt=None):
                                      adapt, params)
         adapted = adapter.fit(adapter.inputs(support_outputs), support_arrays["label_ids"],
                               adapter.inputs(query_outputs), len(classes))
-        probabilities, query_embeddings, prototypes = adapted.probabilities, adapted.query_embeddings, adapted.prototypes
+        probabilities, query_embeddings = adapted.probabilities, adapted.query_embeddings
+        prototypes = adapted.prototypes
     else:
         query_embeddings = query_outputs["embedding"]
         prototypes = heads.class_means(support_outputs["embedding"], support_arrays["label_ids"], range(len(classes)))

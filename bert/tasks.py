@@ -9,7 +9,7 @@ script computes metrics itself. `model_fn.model_fn_builder(task, ...)` builds th
 it to `task.build`; it never asks which task it is. Tasks register under their `name`, written once
 here: the trained folder's model_info.json and the exporter registry use that name.
 
-Adding a task (e.g. token classification):
+Adding a task (e.g. multiple choice):
   1. a Task subclass here, decorated with @register_task, with a unique `name`: feature_shapes,
      cache_key, convert (one example -> a feature dict, or a list of them with many_features=True),
      build (model, features, mode -> TaskOutputs), model_info / from_info, and scorer;
@@ -26,7 +26,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from bert import heads, input_pipeline, squad
+from bert import crf, heads, input_pipeline, modeling, ner, squad, tagging
 from bert.errors import UserInputError
 
 tf1 = tf.compat.v1
@@ -354,6 +354,136 @@ def summarize(accuracies, seconds):
     return {"accuracy": float(np.mean(accuracies)),
             "ci95": float(1.96 * np.std(accuracies, ddof=1) / np.sqrt(count)) if count > 1 else 0.0,
             "episodes": count, "episodes_per_second": count / seconds if seconds > 0 else float("inf")}
+
+
+@register_task
+class TokenClassificationTask(Task):
+    """Tags per word; labels[0] must be "O" (the id padding positions carry)."""
+
+    name = "ner"
+    many_features = True
+
+    def __init__(self, labels, tokenizer, max_seq_length, use_crf=False, stride=None, dropout_prob=0.1,
+                 initializer_range=0.02):
+        self.labels = list(labels)
+        if not self.labels or self.labels[0] != tagging.OUTSIDE:
+            raise ValueError(f"the first tag must be {tagging.OUTSIDE!r}, got {self.labels[:1]}")
+        self.label_to_id = {label: index for index, label in enumerate(self.labels)}
+        self.tokenizer = tokenizer
+        self.max_seq_length = max_seq_length
+        self.use_crf = use_crf
+        self.stride = stride or max(1, (max_seq_length - 2) // 2)
+        self.dropout_prob, self.initializer_range = dropout_prob, initializer_range
+
+    def feature_shapes(self, training=True):
+        seq = [self.max_seq_length]
+        shapes = {"input_ids": seq, "input_mask": seq, "segment_ids": seq, "word_positions": seq,
+                  "word_count": [], "word_is_max_context": seq, "example_index": [], "first_word": []}
+        if training:
+            shapes["word_labels"] = seq
+        return shapes
+
+    def cache_key(self, training=False):
+        return {"task": self.name, "labels": self.labels, "max_seq_length": self.max_seq_length,
+                "stride": self.stride, "training": training}
+
+    def convert(self, example, training=False):
+        """A TaggedWords -> one feature dict per window (the cache adds example_index)."""
+        words, tags = example.words, example.tags
+        if training and tags is None:
+            raise UserInputError("training needs tags for every sentence")
+        room = self.max_seq_length - 2
+        pieces = tagging.word_pieces(self.tokenizer, words, room)
+        window_list = tagging.windows([len(p) for p in pieces], room, self.stride)
+        features = []
+        for index, window in enumerate(window_list):
+            tokens, positions, owned, labels = ["[CLS]"], [], [], []
+            for j in range(window.words):
+                word = window.first_word + j
+                positions.append(len(tokens))
+                tokens.extend(pieces[word])
+                owned.append(int(tagging.max_context(window_list, word) == index))
+                if tags is not None:
+                    labels.append(self.label_to_id[tags[word]])
+            tokens.append("[SEP]")
+            pad = self.max_seq_length - len(tokens)
+            words_pad = self.max_seq_length - window.words
+            feature = {"input_ids": self.tokenizer.convert_tokens_to_ids(tokens) + [0] * pad,
+                       "input_mask": [1] * len(tokens) + [0] * pad, "segment_ids": [0] * self.max_seq_length,
+                       "word_positions": positions + [0] * words_pad, "word_count": window.words,
+                       "word_is_max_context": owned + [0] * words_pad, "first_word": window.first_word}
+            if training:
+                feature["word_labels"] = labels + [0] * words_pad
+            features.append(feature)
+        return features
+
+    def build(self, model, features, mode):
+        sequence = model.get_sequence_output()  # [batch, seq, hidden]
+        if mode == tf.estimator.ModeKeys.TRAIN:
+            sequence = modeling.dropout(sequence, self.dropout_prob)
+        width = sequence.shape.as_list()[-1]
+        with tf1.variable_scope(self.name):
+            weights = tf1.get_variable("output_weights", [len(self.labels), width],
+                                       initializer=modeling.create_initializer(self.initializer_range))
+            bias = tf1.get_variable("output_bias", [len(self.labels)], initializer=tf1.zeros_initializer())
+            words = tf.gather(sequence, features["word_positions"], batch_dims=1)  # [batch, seq, hidden]
+            logits = tf.einsum("bwh,th->bwt", words, weights) + bias  # [batch, words, tags]
+            lengths = features["word_count"]
+            mask = tf.sequence_mask(lengths, self.max_seq_length, dtype=tf.float32)
+            if self.use_crf:
+                transitions = crf.crf_variables(len(self.labels))
+                predicted, _ = crf.viterbi_decode(logits, lengths, *transitions)
+            else:
+                predicted = tf.argmax(logits, -1, output_type=tf.int32) * tf.cast(mask, tf.int32)
+        predictions = {"word_tags": predicted, "word_count": lengths, "example_index": features["example_index"],
+                       "first_word": features["first_word"], "word_is_max_context": features["word_is_max_context"]}
+        if mode == tf.estimator.ModeKeys.PREDICT:
+            return TaskOutputs(None, predictions, {})
+        labels = features["word_labels"]
+        if self.use_crf:
+            loss = -tf.reduce_mean(crf.log_likelihood(logits, labels, lengths, *transitions))
+        else:
+            per_word = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+            loss = tf.reduce_sum(per_word * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+        metrics = {}
+        if mode == tf.estimator.ModeKeys.EVAL:
+            metrics = {"word_accuracy": tf1.metrics.accuracy(labels, predicted, weights=mask)}
+        return TaskOutputs(loss, predictions, metrics)
+
+    def model_info(self):
+        return {"use_crf": self.use_crf, "stride": self.stride}
+
+    @classmethod
+    def from_info(cls, info, tokenizer=None, labels=()):
+        return cls(labels, tokenizer, info.max_seq_length, info.extra.get("use_crf", False),
+                   info.extra.get("stride"))
+
+    def scorer(self, scheme="BIO"):
+        return EntityScorer(scheme)
+
+    def merge(self, sentence_lengths, predictions):
+        """Window predictions (arrays by name, as Estimator.predict gives them) -> one tag list per
+        sentence: each word's tag from the window where it has the most context."""
+        tags = [[tagging.OUTSIDE] * n for n in sentence_lengths]
+        for window in range(len(predictions["example_index"])):
+            sentence, first = int(predictions["example_index"][window]), int(predictions["first_word"][window])
+            for j in range(int(predictions["word_count"][window])):
+                if predictions["word_is_max_context"][window][j]:
+                    tags[sentence][first + j] = self.labels[int(predictions["word_tags"][window][j])]
+        return tags
+
+
+
+
+class EntityScorer(Scorer):
+    """Entity-level precision, recall and F1, micro and per type, as seqeval's default (conlleval) mode."""
+
+    def __init__(self, scheme="BIO"):
+        self.scheme = scheme
+
+    def score(self, gold_tags, predicted_tags):
+        """Per sentence, each word's gold and predicted tags (in `scheme`)."""
+        return ner.entity_scores(gold_tags, predicted_tags, self.scheme)
 
 
 @register_task

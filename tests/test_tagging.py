@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert import estimator, input_pipeline, model_fn, optimization, tagging, tokenization
+from bert import estimator, input_pipeline, model_fn, optimization, tagging, tasks, tokenization
 from conftest import tiny_config
 
 WORDS = ["alpha", "beta", "gamma", "delta", "x", "y", "z", "北", "京"]
@@ -35,7 +35,7 @@ def test_windows_cover_every_word_once_with_most_context():
 
 
 def test_features_point_at_each_words_first_piece(tokenizer):
-    task = tagging.TokenClassificationTask(["O", "B-X", "I-X"], tokenizer, max_seq_length=8, stride=3)
+    task = tasks.TokenClassificationTask(["O", "B-X", "I-X"], tokenizer, max_seq_length=8, stride=3)
     words = ["gamma", "alpha", "delta", "北", "\x00", "京", "beta"]
     tags = ["B-X", "I-X", "O", "O", "O", "B-X", "O"]
     features = task.convert(tagging.TaggedWords(words, tags), training=True)
@@ -80,7 +80,7 @@ def test_learns_to_tag_and_merges_windows(tmp_path, tokenizer, use_crf):
 
     sentences = [tagged() for _ in range(64)]
     labels = tagging.tag_list(s.tags for s in sentences)
-    task = tagging.TokenClassificationTask(labels, tokenizer, max_seq_length=10, use_crf=use_crf, stride=4)
+    task = tasks.TokenClassificationTask(labels, tokenizer, max_seq_length=10, use_crf=use_crf, stride=4)
     cache = input_pipeline.FeatureCache(str(tmp_path / "cache"), {})
     path, count = cache.features(task, sentences, "train", training=True)
     assert count > len(sentences)  # long sentences became several windows
