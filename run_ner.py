@@ -35,7 +35,7 @@ flags.DEFINE_bool("use_crf", False, "A linear-chain CRF over the words instead o
 flags.DEFINE_integer("window_stride", None, "Pieces between the starts of a long sentence's windows "
                      "(default: half of max_seq_length).", lower_bound=1)
 
-DATA_FILES = {"conll": "{}.txt", "char_bio": "{}.txt", "cluener": "{}.json", "jsonl": "{}.json"}
+DATA_FILES = {"conll": ["{}.txt"], "char_bio": ["{}.txt"], "cluener": ["{}.json"], "jsonl": ["{}.jsonl", "{}.json"]}
 
 
 
@@ -62,8 +62,8 @@ class NerConfig:
         if self.data_format and self.data_format not in DATA_FILES:
             raise UserInputError(f"--data_format={self.data_format}: give the files (--train_file, --eval_file, "
                                  "--predict_file), not --data_dir")
-        names = [DATA_FILES[self.data_format].format(part)] if self.data_format else sorted(
-            {name.format(part) for name in DATA_FILES.values()})
+        patterns = DATA_FILES[self.data_format] if self.data_format else sorted(set(sum(DATA_FILES.values(), [])))
+        names = [pattern.format(part) for pattern in patterns]
         for name in names:
             if os.path.exists(os.path.join(self.data_dir, name)):
                 return os.path.join(self.data_dir, name)
@@ -73,11 +73,13 @@ class NerConfig:
 class NerData:
     """A data file's sentences and their words' tags in the model's scheme."""
 
-    def __init__(self, run, part):
+    def __init__(self, run, part, data_format=None):
+        """data_format: the training data's, when --data_format is not given (then nothing is guessed)."""
         self.path = run.path(part)
         if not self.path:
             raise UserInputError(f"no {part} data: give --data_dir or its file flag")
-        self.sentences, self.format = ner.read_ner_file(self.path, run.data_format, run.tag_column, run.tag_scheme)
+        self.sentences, self.format = ner.read_ner_file(self.path, run.data_format or data_format, run.tag_column,
+                                                        run.tag_scheme)
         self.scheme = run.model_scheme
 
     def word_tags(self):
@@ -122,8 +124,17 @@ def tag(setup, run, do_train, do_eval, do_predict):
     bert_config = setup.bert_config()
     tokenizer = setup.tokenizer(bert_config)
     model_folder.claim(setup.output_dir, run.overwrite_output_dir, exclusive=estimator.is_chief())
+    trained_format = None
+    if not do_train:  # a trained folder says how it tags: CRF or not, the scheme, its data's format
+        recorded = model_folder.ModelInfo.from_dir(setup.output_dir).extra
+        run = dataclasses.replace(run, use_crf=recorded.get("use_crf", run.use_crf),
+                                  model_scheme=recorded.get("model_scheme", run.model_scheme),
+                                  window_stride=run.window_stride or recorded.get("stride"))
+        trained_format = recorded.get("data_format")
     train = NerData(run, "train") if do_train else None
-    dev = NerData(run, "dev") if do_eval else None
+    trained_format = train.format if train else trained_format
+    dev = NerData(run, "dev", trained_format) if do_eval else None
+    test = NerData(run, "test", trained_format) if do_predict else None  # read (and checked) before training
     identity = dict(setup.identity(bert_config), task=tasks.TokenClassificationTask.name, use_crf=run.use_crf,
                     model_scheme=run.model_scheme)
     if train:
@@ -141,7 +152,7 @@ def tag(setup, run, do_train, do_eval, do_predict):
 
     optimizer_config, hooks = None, ()
     if do_train:
-        model_folder.save_model_info(setup, task)
+        model_folder.save_model_info(setup, task, model_scheme=run.model_scheme, data_format=train.format)
         model_folder.save_label_map(labels, setup.output_dir)
         train_path, train_count = cache.features(task, train.examples(with_tags=True), "train", training=True)
         optimizer_config = setup.optimizer_for_examples(train_count)
@@ -173,7 +184,6 @@ def tag(setup, run, do_train, do_eval, do_predict):
         print(f"\n{dev.path}: entity precision {report['precision']:.4f}, recall {report['recall']:.4f}, "
               f"F1 {report['f1']:.4f}")
     if do_predict:
-        test = NerData(run, "test")
         predicted = predict_tags(bert_estimator, task, cache, test, "test", setup, checkpoint)
         extension = os.path.splitext(test.path)[1] or ".txt"
         ner.write_like_input(os.path.join(setup.output_dir, "predictions" + extension), test.sentences, predicted,

@@ -155,7 +155,7 @@ class Adapter:
             scopes = tuple(f"bert/encoder/layer_{i}/" for i in range(self.first_layer, bert_config.num_hidden_layers))
             scopes += ("bert/pooler/",) if pooling == "pooled" else ()
             self.values = {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-                           if name.startswith(scopes)}
+                           if name.startswith(scopes) and not checkpoint_lib.is_bookkeeping(name)}
             self.source = prefix
         self.graphs = {}
 

@@ -41,7 +41,7 @@ _BOOKKEEPING_SUFFIXES = ("/adam_m", "/adam_v", "/grad_accum")
 _BOOKKEEPING_NAMES = ("global_step",)
 
 
-def _is_bookkeeping(name):
+def is_bookkeeping(name):
     return name in _BOOKKEEPING_NAMES or name.endswith(_BOOKKEEPING_SUFFIXES) or name.startswith(
         "optimizer_state/")
 
@@ -156,7 +156,7 @@ def build_assignment_map(tvars, checkpoint, name_map=None):
         used.add(ckpt_name)
     rest = sorted(set(ckpt_shapes) - used)
     report = InitReport(checkpoint, loaded, missing,
-                        [n for n in rest if not _is_bookkeeping(n)], [n for n in rest if _is_bookkeeping(n)])
+                        [n for n in rest if not is_bookkeeping(n)], [n for n in rest if is_bookkeeping(n)])
     return assignment, report
 
 
@@ -582,6 +582,9 @@ def read_sentence_embedding(input_dir):
         if not pooling:
             return None
         config_path = os.path.join(input_dir, str(pooling[0].get("path", "")), "config.json")
+        if not os.path.exists(config_path):
+            logging.warning("%s: absent, so the pooling is not recorded", config_path)
+            return None
         config = files.read_json(config_path, "sentence-transformers pooling config", expect=dict)
         modes = sorted(key for key, value in config.items() if key.startswith("pooling_mode") and value is True)
         if len(modes) != 1 or modes[0] not in _ST_POOLING_MODES:
@@ -593,6 +596,9 @@ def read_sentence_embedding(input_dir):
         if os.path.exists(similarity_path):
             similarity = files.read_json(similarity_path, "sentence-transformers config", expect=dict).get(
                 "similarity_fn_name")
+        if similarity not in (None, "cosine", "euclidean"):
+            logging.warning("%s: similarity %s is neither cosine nor euclidean: cosine recorded (the nearest)",
+                            similarity_path, similarity)
         return {"pooling": _ST_POOLING_MODES[modes[0]],
                 "distance": "euclidean" if similarity == "euclidean" else "cosine",
                 "source": f"modules.json, {os.path.relpath(config_path, input_dir)}"
@@ -833,7 +839,7 @@ def google_to_hf(input_dir, output_dir, overwrite=False, do_lower_case=None):
         name = hf if hf.startswith(("cls.", "classifier.")) else prefix + hf
         tensors[name] = np.ascontiguousarray(value.T if transpose else value)
         used.add(google)
-    ignored = sorted(n for n in arrays if n not in used and not _is_bookkeeping(n))
+    ignored = sorted(n for n in arrays if n not in used and not is_bookkeeping(n))
     architecture = ("BertForPreTraining" if has_pretraining_heads else
                     "BertForSequenceClassification" if "output_weights" in arrays else "BertModel")
     hf_config = {k: getattr(config, k) for k in _CONFIG_KEYS}

@@ -166,7 +166,7 @@ RUN_FILE = "run.json"  # what defines the run that trained in this folder
 # own files there are left alone).
 _RUN_OUTPUTS = re.compile(r"(run|model_info|label_map|class_split|bert_config|eval_results|fewshot_results|predictions|"
                           r"nbest_predictions|null_odds)\.json|vocab\.txt|spm\.model|eval_results\.txt|"
-                          r"fewshot_results\.(md|png)|confusion_matrix\.png|(test_results|predictions)\.tsv|"
+                          r"fewshot_results\.(md|png)|confusion_matrix\.png|(test_results|predictions)\.tsv|predictions\.(txt|jsonl)|"
                           r"checkpoint|graph\.pbtxt|model\.ckpt-\d+\..*|events\.out\.tfevents\..*|best|cache|eval|"
                           r"frozen-.*|.*\.tmp-\d+@\w+")
 

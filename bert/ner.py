@@ -595,11 +595,18 @@ def guess_format(path) -> str:
     stripped = head.lstrip()
     if stripped[:1] in ("{", "["):
         body = stripped[1:].lstrip() if stripped[0] == "[" else stripped
-        try:
-            first, _ = json.JSONDecoder().raw_decode(body)
-        except json.JSONDecodeError:
-            first = None
-        return "jsonl" if isinstance(first, dict) and "entities" in first else "cluener"
+        decoder, objects, position = json.JSONDecoder(), [], 0
+        while position < len(body) and len(objects) < 200:  # the objects in the first 64 KiB
+            try:
+                value, position = decoder.raw_decode(body, position)
+            except json.JSONDecodeError:
+                break
+            objects.append(value)
+            position = len(body) - len(body[position:].lstrip(" \t\r\n,"))
+        if any(isinstance(o, dict) and "label" in o for o in objects):
+            return "cluener"
+        # "entities", or texts alone (a file to tag): JSONL, whose words are split properly
+        return "jsonl"
     rows = []
     for block in _blocks(head):
         rows.extend(row for _, row in block)

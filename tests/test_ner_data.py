@@ -351,7 +351,14 @@ def test_guess_format_and_read_ner_file(tmp_path):
         "char.txt": ("北\tB-LOC\n京\tI-LOC\n\n好\tO\n", "char_bio"),
         "weibo.txt": ("李0\tB-PER.NAM\n开1\tI-PER.NAM\n", "char_bio"),
         "pretty.json": (json.dumps(CLUENER_OBJECTS[0], ensure_ascii=False, indent=2), "cluener"),
-        "test.json": (json.dumps(CLUENER_OBJECTS[2]), "cluener"),
+        # Texts alone (CLUENER's test set, a file to tag): JSONL, whose words are split properly; run_ner.py
+        # reads a trained model's files in its training data's format instead of guessing.
+        "test.json": (json.dumps(CLUENER_OBJECTS[2]), "jsonl"),
+        "later_labels.json": (json.dumps({"text": "ab"}) + "\n" + json.dumps(CLUENER_OBJECTS[0], ensure_ascii=False)
+                              + "\n", "cluener"),
+        "later_entities.jsonl": (json.dumps({"text": "no entities"}) + "\n"
+                                 + json.dumps({"text": "ab", "entities": [{"start": 0, "end": 1, "type": "X"}]})
+                                 + "\n", "jsonl"),
         "array.json": (json.dumps(CLUENER_OBJECTS, ensure_ascii=False), "cluener"),
         "a.jsonl": (json.dumps({"text": "ab", "entities": []}) + "\n", "jsonl"),
         "two_words.txt": ("EU B-ORG\nrejects O\n", "conll"),
@@ -544,7 +551,7 @@ def test_real_cluener():
     counts = {}
     for split in ("train", "dev", "test"):
         path = shared_path("cluener", f"{split}.json")
-        assert ner.guess_format(path) == "cluener"
+        assert ner.guess_format(path) == ("jsonl" if split == "test" else "cluener")  # test: texts alone
         sentences = ner.read_cluener(path)
         counts[split] = _summary(sentences)[:2]
         print(f"cluener {split}: {counts[split][0]} sentences, {counts[split][1]} entities, "

@@ -117,7 +117,7 @@ def test_bad_inputs(tmp_path, model):
         run(model, tmp_path / "o2", do_train=True, train_file=bad, data_format="conll")
     good = tmp_path / "good.txt"
     good.write_text("ann B-PER\nrome B-LOC\n", encoding="utf-8")
-    with pytest.raises(UserInputError, match="label_map.json: no such file"):  # nothing trained in o3
+    with pytest.raises(UserInputError, match="model_info.json: not found"):  # nothing trained in o3
         run(model, tmp_path / "o3", do_eval=True, eval_file=good, data_format="conll")
     with pytest.raises(UserInputError, match="--data_format=sentences_tags: give the files"):
         run(model, tmp_path / "o4", do_train=True, data_dir=tmp_path, data_format="sentences_tags")
