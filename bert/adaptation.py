@@ -14,14 +14,13 @@ Every episode starts again from the checkpoint's values. Dropout is off: adaptat
 """
 import copy
 import dataclasses
-import time
 from typing import Dict, Optional
 
 import numpy as np
 import tensorflow as tf
 
 from bert import checkpoint as checkpoint_lib
-from bert import heads, input_pipeline, modeling, tasks
+from bert import heads, modeling, tasks
 from bert.errors import UserInputError
 
 tf1 = tf.compat.v1
@@ -209,13 +208,9 @@ class AdaptedScorer(tasks.Scorer):
 
     def score(self, inputs, rows):
         """inputs: Adapter.inputs of every text; rows: {class id: row indices of its examples}."""
-        sampler = input_pipeline.EpisodeSampler(rows, self.n_way, self.k_shot, self.q_query, self.seed)
-        accuracies = np.empty(self.episodes)
-        start = time.perf_counter()
-        for episode in range(self.episodes):
-            chosen, labels, is_query, _ = sampler.sample()
+        def accuracy(chosen, labels, is_query):
             support, query = is_query == 0, is_query == 1
             adapted = self.adapter.fit(take(inputs, chosen[support]), labels[support], take(inputs, chosen[query]),
                                        self.n_way)
-            accuracies[episode] = (adapted.probabilities.argmax(-1) == labels[query]).mean()
-        return tasks.summarize(accuracies, time.perf_counter() - start)
+            return (adapted.probabilities.argmax(-1) == labels[query]).mean()
+        return tasks.score_episodes(rows, self.n_way, self.k_shot, self.q_query, self.episodes, self.seed, accuracy)

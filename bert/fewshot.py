@@ -11,7 +11,6 @@ import hashlib
 import os
 import re
 import shutil
-import time
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -312,7 +311,5 @@ class FinetuneBaseline:
         return float((probabilities.argmax(-1) == labels[is_query == 1]).mean())
 
     def evaluate(self, arrays, rows, n_way, k_shot, q_query, episodes, seed):
-        sampler = input_pipeline.EpisodeSampler(rows, n_way, k_shot, q_query, seed)
-        start = time.perf_counter()
-        accuracies = [self.episode_accuracy(arrays, *sampler.sample()[:3]) for _ in range(episodes)]
-        return tasks.summarize(accuracies, time.perf_counter() - start)
+        return tasks.score_episodes(rows, n_way, k_shot, q_query, episodes, seed,
+                                    lambda *episode: self.episode_accuracy(arrays, *episode))

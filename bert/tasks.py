@@ -335,17 +335,22 @@ class FewShotScorer(Scorer):
 
     def score(self, embeddings, rows):
         """embeddings [examples, hidden]; rows: {class id: row indices of its examples}."""
-        sampler = input_pipeline.EpisodeSampler(rows, self.n_way, self.k_shot, self.q_query, self.seed)
-        accuracies = np.empty(self.episodes)
-        start = time.perf_counter()
-        for episode in range(self.episodes):
-            chosen, labels, is_query, _ = sampler.sample()
+        def accuracy(chosen, labels, is_query):
             vectors = embeddings[chosen]
             support, query = vectors[is_query == 0], vectors[is_query == 1]
             prototypes = support.reshape(self.n_way, self.k_shot, -1).mean(1)
             predicted = self.distance.np_logits(query, prototypes, self.params).argmax(-1)
-            accuracies[episode] = (predicted == labels[is_query == 1]).mean()
-        return summarize(accuracies, time.perf_counter() - start)
+            return (predicted == labels[is_query == 1]).mean()
+        return score_episodes(rows, self.n_way, self.k_shot, self.q_query, self.episodes, self.seed, accuracy)
+
+
+def score_episodes(rows, n_way, k_shot, q_query, episodes, seed, accuracy):
+    """summarize() of accuracy(chosen rows, episode labels, is_query) over `episodes` sampled N-way K-shot
+    episodes (input_pipeline.EpisodeSampler with `seed`: every caller with one seed sees the same ones)."""
+    sampler = input_pipeline.EpisodeSampler(rows, n_way, k_shot, q_query, seed)
+    start = time.perf_counter()
+    accuracies = [accuracy(*sampler.sample()[:3]) for _ in range(episodes)]
+    return summarize(accuracies, time.perf_counter() - start)
 
 
 def summarize(accuracies, seconds):
