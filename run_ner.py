@@ -16,6 +16,7 @@ mode), predictions in the input's own format (predictions.<ext>) and as JSONL en
 offsets (predictions.jsonl), label_map.json, checkpoints; with --eval_every_steps the best by F1 in OUT/best.
 """
 import dataclasses
+import functools
 import os
 from typing import Optional
 
@@ -82,12 +83,14 @@ class NerData:
                                                         run.tag_scheme)
         self.scheme = run.model_scheme
 
+    @functools.cached_property
     def word_tags(self):
-        """Per sentence, each word's tag in the model's scheme (from the entities)."""
+        """Per sentence, each word's tag in the model's scheme (from the entities; computed once, so a
+        nested entity's warning is logged once)."""
         return [ner.sentence_tags(s, self.scheme) for s in self.sentences]
 
     def examples(self, with_tags):
-        tags = self.word_tags() if with_tags else [None] * len(self.sentences)
+        tags = self.word_tags if with_tags else [None] * len(self.sentences)
         return [tagging.TaggedWords(list(s.words), t) for s, t in zip(self.sentences, tags)]
 
 
@@ -102,7 +105,7 @@ def predict_tags(bert_estimator, task, cache, data, name, setup, checkpoint=None
 
 
 def score(task, data, predicted):
-    return task.scorer(data.scheme).score(data.word_tags(), predicted)
+    return task.scorer(data.scheme).score(data.word_tags, predicted)
 
 
 def main(argv):
@@ -138,7 +141,7 @@ def tag(setup, run, do_train, do_eval, do_predict):
     identity = dict(setup.identity(bert_config), task=tasks.TokenClassificationTask.name, use_crf=run.use_crf,
                     model_scheme=run.model_scheme)
     if train:
-        labels = tagging.tag_list(train.word_tags())
+        labels = tagging.tag_list(train.word_tags)
         identity["training_data"] = input_pipeline.data_digest(train.examples(with_tags=True))
     else:
         labels, _ = model_folder.load_label_map(setup.output_dir)
@@ -146,7 +149,7 @@ def tag(setup, run, do_train, do_eval, do_predict):
     task = tasks.TokenClassificationTask(labels, tokenizer, setup.max_seq_length, run.use_crf, run.window_stride)
     cache = setup.feature_cache(processor=f"ner-{train.format if train else 'data'}")
     if dev is not None:
-        unknown = sorted({t for tags in dev.word_tags() for t in tags} - set(labels))
+        unknown = sorted({t for tags in dev.word_tags for t in tags} - set(labels))
         if unknown:
             logging.warning("%s: tags the training data never had (counted as misses): %s", dev.path, unknown[:10])
 

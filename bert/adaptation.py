@@ -158,6 +158,13 @@ class Adapter:
             self.source = prefix
         self.graphs = {}
 
+    @classmethod
+    def for_task(cls, bert_config, task, adapt, checkpoint, init_checkpoint=None):
+        """The Adapter of a tasks.FewShotTask: its pooling and distance, the distance's parameters from
+        `checkpoint` (a trained one, or None), the encoder's values from it or else init_checkpoint."""
+        return cls(bert_config, checkpoint or init_checkpoint, task.pooling, task.distance, adapt,
+                   task.distance.params_from(checkpoint))
+
     def checkpoint_value(self, getter, name, *args, **kwargs):
         """A custom getter: every adapted encoder variable starts at the checkpoint's value."""
         if name not in self.values:
@@ -183,18 +190,16 @@ class Adapter:
         session = graph.session
         session.run(graph.reset)
         embedding = {"embedding": graph.embedding}
-        support_embeddings = graph.run(embedding, support)["embedding"]
-        weights, bias = self.distance.linear_head(
-            heads.class_means(support_embeddings, labels, range(num_classes)), self.params)
+        prototypes = heads.class_means(graph.run(embedding, support)["embedding"], labels, range(num_classes))
+        weights, bias = self.distance.linear_head(prototypes, self.params)
         session.run(graph.init_head, {graph.initial_weights: weights, graph.initial_bias: bias})
         feed = graph.feed(support, labels)
         for _ in range(self.adapt.steps):
             session.run(graph.train_op, feed)
         if self.first_layer is not None:  # the support through the adapted layers
-            support_embeddings = graph.run(embedding, support)["embedding"]
+            prototypes = heads.class_means(graph.run(embedding, support)["embedding"], labels, range(num_classes))
         answers = graph.run(dict(embedding, probabilities=graph.probabilities), queries)
-        return Adapted(answers["probabilities"], answers["embedding"],
-                       heads.class_means(support_embeddings, labels, range(num_classes)),
+        return Adapted(answers["probabilities"], answers["embedding"], prototypes,
                        session.run(graph.trained) if with_variables else None)
 
 

@@ -193,8 +193,7 @@ def evaluate(task, setup, bert_config, episodes, arrays, test_rows, labels):
         rows[name] = ("embeddings", output["embedding"])
     if adapt.enabled:
         main = "meta-trained" if checkpoint else untrained
-        adapter = adaptation.Adapter(bert_config, checkpoint or setup.init_checkpoint, task.pooling, task.distance,
-                                     adapt, task.distance.params_from(checkpoint))
+        adapter = adaptation.Adapter.for_task(bert_config, task, adapt, checkpoint, setup.init_checkpoint)
         rows[f"{main} + adaptation"] = ("adapted", (adapter, adapter.inputs(outputs[main])))
         logging.info("adaptation: %s", adapt.describe())
     if episodes.baseline == "finetune":
@@ -259,10 +258,8 @@ def classify(task_for, setup, bert_config, cache, support, queries, adapt=None):
     support_arrays = cache.arrays(task, support, "fewshot-support")
     support_outputs = embed.outputs(support_arrays, checkpoint)
     query_outputs = embed.outputs(cache.arrays(task, queries, "fewshot-predict"), checkpoint)
-    params = task.distance.params_from(checkpoint)
     if adapt:
-        adapter = adaptation.Adapter(bert_config, checkpoint or setup.init_checkpoint, task.pooling, task.distance,
-                                     adapt, params)
+        adapter = adaptation.Adapter.for_task(bert_config, task, adapt, checkpoint, setup.init_checkpoint)
         adapted = adapter.fit(adapter.inputs(support_outputs), support_arrays["label_ids"],
                               adapter.inputs(query_outputs), len(classes))
         probabilities, query_embeddings = adapted.probabilities, adapted.query_embeddings
@@ -270,7 +267,8 @@ def classify(task_for, setup, bert_config, cache, support, queries, adapt=None):
     else:
         query_embeddings = query_outputs["embedding"]
         prototypes = heads.class_means(support_outputs["embedding"], support_arrays["label_ids"], range(len(classes)))
-        probabilities = softmax(task.distance.np_logits(query_embeddings, prototypes, params))
+        probabilities = softmax(task.distance.np_logits(query_embeddings, prototypes,
+                                                        task.distance.params_from(checkpoint)))
     return Classified(classes, probabilities, task.distance.np_distances(query_embeddings, prototypes), checkpoint)
 
 

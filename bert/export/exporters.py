@@ -136,8 +136,7 @@ class FewShotExporter(TaskExporter):
         return task
 
     def build(self, encoder):
-        task = self.model_task()
-        self.distance = task.distance
+        task = self.task = self.model_task()
         self.outputs = self.predictions(encoder.features)
         self.embedding = self.outputs["embedding"]  # [batch, hidden]
         shape = [len(self.classes), self.trained.config.hidden_size]
@@ -175,8 +174,7 @@ class FewShotExporter(TaskExporter):
     def after_restore(self, session, encoder):
         labels = np.array([self.classes.index(label) for label in self.support.labels])
         if self.adapt:
-            adapter = adaptation.Adapter(self.trained.config, self.trained.checkpoint, self.info.pooling or "mean",
-                                         self.distance, self.adapt, self.distance.params_from(self.trained.checkpoint))
+            adapter = adaptation.Adapter.for_task(self.trained.config, self.task, self.adapt, self.trained.checkpoint)
             inputs = adapter.inputs(self._support_outputs(session, encoder))
             adapted = adapter.fit(inputs, labels, inputs, len(self.classes), with_variables=True)
             by_name = {v.op.name: v for v in tf1.global_variables()}
