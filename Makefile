@@ -200,7 +200,18 @@ chinese-encoder: $(JIEBA_STAMP)
 # Reading comprehension (benchmarks/squad.py): run_squad.py in subprocesses with the project venv; tables and
 # exact commands printed and kept under output/bench-squad/. Data read in place from ../shared/data (or
 # $BERT_SHARED_DATA). Times are for 2 idle cores; wall and CPU time are both reported.
-.PHONY: bench-squad bench-squad-convert bench-cmrc
+.PHONY: bench-squad bench-squad-convert bench-cmrc bench-ner-conll bench-ner-cluener bench-ner-msra
+
+# NER with run_ner.py (benchmarks/ner.py): entity F1, training and export speed. CoNLL-2003 train -> test from
+# all-MiniLM-L6-v2, softmax and CRF (~1 hour on 2 cores); CLUENER train -> dev and MSRA (split written out) from
+# m3e-small with a CRF (~25 and ~30 min).
+bench-ner-conll: model
+	$(PY) benchmarks/ner.py conll
+bench-ner-cluener: chinese-model
+	$(PY) benchmarks/ner.py cluener
+bench-ner-msra: chinese-model
+	$(PY) benchmarks/ner.py msra
+
 
 # SQuAD v1.1 dev split by article (first 38 train, last 10 evaluate), all-MiniLM-L6-v2 fine-tuned at length 256,
 # 1 epoch: EM/F1; ~30 CPU-minutes (~25 min on 2 cores).

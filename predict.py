@@ -2,6 +2,7 @@
 
   python predict.py --saved_model_dir=EXPORT --predict_file=texts.txt --output_file=predictions.tsv
   python predict.py --saved_model_dir=EXPORT/3 --predict_file=pairs.tsv --output_file=predictions.tsv
+  python predict.py --saved_model_dir=NER_EXPORT --predict_file=texts.jsonl --output_file=entities.jsonl
 
 --saved_model_dir: a version folder, or the export folder (its highest version is used).
 --predict_file: a .tsv file -- with a header row naming the columns text_a (and text_b), e.g. the
@@ -12,6 +13,11 @@ multi-label models), one column per class with its probability, and for few-shot
 distance:<class> columns; a backslash, tab or line break in a text or label is written as \\\\, \\t,
 \\n or \\r (bert.files.write_tsv), so every row is one line. The model's own serving_default
 signature does the work, in batches of --predict_batch_size (default 64 here), tokenization included.
+
+NER exports (run_ner.py): --predict_file is a .json/.jsonl file of {"text": ...} objects (jsonl or
+CLUENER; other keys such as "id" are kept) or one text a line; the output is JSON Lines, one line per
+text: {"text", "entities": [{"start", "end", "type", "text"}]} (character offsets, end exclusive), as
+run_ner.py --do_predict writes predictions.jsonl.
 """
 import itertools
 import os
@@ -19,7 +25,7 @@ import os
 from absl import flags
 
 import common_flags  # predict_file, predict_batch_size, output_file
-from bert import export, files
+from bert import export, files, ner
 from bert.errors import UserInputError, run_main
 from processors import readers
 
@@ -83,6 +89,8 @@ def main(argv):
     batch_size = FLAGS.predict_batch_size if FLAGS["predict_batch_size"].present else DEFAULT_BATCH
     saved_model_dir = export.resolve_saved_model(FLAGS.saved_model_dir)
     serve = tf.saved_model.load(saved_model_dir).signatures[export.SIGNATURE_TEXT]
+    if "entity_type" in serve.structured_outputs:
+        return tag_entities(serve, batch_size)
     names = sorted(serve.structured_input_signature[1])
     inputs = read_inputs(FLAGS.predict_file, pair="text_b" in names)
     count = len(inputs["text_a"])
@@ -114,6 +122,35 @@ def main(argv):
         header += [f"distance:{label}" for label in labels]
     files.write_tsv(FLAGS.output_file, header, rows(itertools.chain([first], outputs)))
     print(f"{count} predictions from {saved_model_dir} in {FLAGS.output_file}")
+
+
+def read_ner_texts(path):
+    """Sentences with their text (and extra keys) from a .json/.jsonl file, else one text a line."""
+    if path.lower().endswith((".json", ".jsonl")):
+        sentences, _ = ner.read_ner_file(path)
+        return sentences
+    text = readers.read_text(path)
+    lines = readers.numbered_lines(text[:-1] if text.endswith("\n") else text)
+    return [ner.Sentence(line, [], [], [], f"{path}:{number}") for number, line in lines]
+
+
+def tag_entities(serve, batch_size):
+    """An NER export's entities for every text of --predict_file, written as JSON Lines."""
+    import tensorflow as tf
+
+    sentences = read_ner_texts(FLAGS.predict_file)
+    if not sentences:
+        raise UserInputError(f"{FLAGS.predict_file}: no texts")
+    found = []
+    for start in range(0, len(sentences), batch_size):
+        texts = [sentence.text for sentence in sentences[start:start + batch_size]]
+        out = {name: tensor.numpy() for name, tensor in serve(text_a=tf.constant(texts, tf.string)).items()}
+        for row in range(len(texts)):
+            found.append([ner.Entity(int(out["entity_start"][row][k]), int(out["entity_end"][row][k]),
+                                     out["entity_type"][row][k].decode("utf-8"))
+                          for k in range(out["entity_count"][row])])
+    ner.write_jsonl(FLAGS.output_file, sentences, found)
+    print(f"entities of {len(sentences)} texts in {FLAGS.output_file}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ tf.compat.v1.saved_model.Builder. Signatures (all batch-major, any batch size):
   predict_ids      input_ids, input_mask, segment_ids int32 [batch, max_seq_length] -> the same outputs
   tokenize         text_a [, text_b] -> input_ids, input_mask, segment_ids (what the model sees)
   embed            (few-shot) text_a -> embedding float32 [batch, hidden]
+  NER (token classification) has its own serving_default and tokenize: text in, tagged words with
+  their character offsets and the entities decoded in the graph out (exporters.TokenClassificationExporter,
+  tagging_graph.py).
 
 Tokenization in the graph (`GraphTokenizer`) gives the ids of the Python tokenizer
 (tokenization.FullTokenizer, itself token for token Google's) with tensorflow_text and tf.strings
@@ -29,7 +32,9 @@ Which file holds what:
   graph_tokenization.py  the in-graph tokenization: write_vocab_asset, GraphTokenizer, encode_pairs,
                          TextEncoder (text placeholders -> the encoder's features)
   exporters.py           TaskExporter, one subclass per task (ClassificationExporter, FewShotExporter
-                         with SupportSet), label_strings, and the EXPORTERS registry
+                         with SupportSet, TokenClassificationExporter), label_strings, the EXPORTERS
+                         registry and the signature names
+  tagging_graph.py       NER in the graph: words with offsets, windows, merging, entity chunking
   saved_model.py         export_saved_model, restore, version_numbers, resolve_saved_model, the
                          signature names
   features.py            FeatureExtractor (extract_features.py: the same encoder graph on a checkpoint)
@@ -39,7 +44,7 @@ Adding a task: subclass `TaskExporter` (exporters.py) with `task_class` set to t
 itself in EXPORTERS under the task's name, the one model_info.json records ("squad" plugs in here).
 """
 from bert.export.exporters import (EXPORTERS, SIGNATURE_EMBED, ClassificationExporter, FewShotExporter,
-                                   SupportSet, TaskExporter, label_strings)
+                                   SupportSet, TaskExporter, TokenClassificationExporter, label_strings)
 from bert.export.features import FeatureExtractor
 from bert.export.graph_tokenization import (MAX_CHARS_PER_WORD, UTF8_MAX_BYTES, GraphTokenizer, TextEncoder,
                                             encode_pairs, write_vocab_asset)
@@ -50,7 +55,7 @@ from bert.model_folder import LABEL_MAP_FILE, MODEL_INFO_FILE, ModelInfo, Traine
 __all__ = [
     "ClassificationExporter", "EXPORTERS", "FeatureExtractor", "FewShotExporter", "GraphTokenizer",
     "LABEL_MAP_FILE", "MAX_CHARS_PER_WORD", "MODEL_INFO_FILE", "ModelInfo", "SIGNATURE_EMBED", "SIGNATURE_IDS",
-    "SIGNATURE_TEXT", "SIGNATURE_TOKENIZE", "SupportSet", "TaskExporter", "TextEncoder", "TrainedModel",
+    "SIGNATURE_TEXT", "SIGNATURE_TOKENIZE", "SupportSet", "TaskExporter", "TextEncoder", "TokenClassificationExporter", "TrainedModel",
     "UTF8_MAX_BYTES", "encode_pairs", "export_saved_model", "find_checkpoint", "label_strings", "restore",
     "resolve_saved_model", "version_numbers", "write_vocab_asset",
 ]

@@ -14,10 +14,14 @@ import tensorflow as tf
 
 from bert import adaptation, heads, model_fn, tasks
 from bert.errors import UserInputError
-from bert.model_folder import MODEL_INFO_FILE
+from bert.export import tagging_graph
+from bert.model_folder import MODEL_INFO_FILE, load_label_map
 
 tf1 = tf.compat.v1
 
+SIGNATURE_TEXT = "serving_default"
+SIGNATURE_IDS = "predict_ids"
+SIGNATURE_TOKENIZE = "tokenize"
 SIGNATURE_EMBED = "embed"  # the few-shot exporter's extra signature: text_a -> embedding
 
 
@@ -40,6 +44,15 @@ class TaskExporter:
     def build(self, encoder):
         """Builds the model on encoder.features; returns {output name: tensor} for serving_default."""
         raise NotImplementedError
+
+    def signatures(self, encoder, outputs):
+        """{signature name: (inputs, outputs)}: serving_default (text in, `outputs` out), predict_ids (the
+        encoder's features in), tokenize (text in, the encoder's features out) and extra_signatures."""
+        signatures = {SIGNATURE_TEXT: (encoder.text_inputs(), outputs), SIGNATURE_IDS: (encoder.features, outputs),
+                      SIGNATURE_TOKENIZE: (encoder.text_inputs(), dict(zip(tasks.Task.encoder_features,
+                                                                           encoder.tokenized)))}
+        signatures.update(self.extra_signatures(encoder))
+        return signatures
 
     def extra_signatures(self, encoder):
         return {}
@@ -190,3 +203,44 @@ class FewShotExporter(TaskExporter):
         lines = [f"{t}\t{l}" for t, l in zip(self.support.texts, self.support.labels)]
         return {"support.tsv": "\n".join(lines) + "\n"}
 
+
+
+class TokenClassificationExporter(TaskExporter):
+    """NER: raw text in; per word its tag and character span, and the entities, decoded in the graph
+    (tagging_graph), as run_ner.py --do_predict tags the same text. Words are split as the training
+    data's format had them (tagging_graph.word_split_for); long texts become windows and are merged back.
+
+    serving_default  text_a string [batch] -> tokens, tags string [batch, words] ("" beyond a text's words),
+                     token_start, token_end int32 [batch, words] (character offsets, end exclusive; -1
+                     beyond), token_count int32 [batch]; entity_type, entity_text string [batch, entities],
+                     entity_start, entity_end int32 [batch, entities] (-1 beyond), entity_count int32 [batch]
+    tokenize         text_a -> the windows the model reads: input_ids, input_mask, segment_ids,
+                     word_positions int32 [windows, max_seq_length], example_index (the text of each window)
+    """
+    task_class = tasks.TokenClassificationTask
+
+    def __init__(self, trained, support=None):
+        super().__init__(trained)
+        if support is not None:
+            raise UserInputError("--support_file is for few-shot models; this one tags entities")
+        self.labels, _ = load_label_map(trained.model_dir)
+        self.scheme = self.info.extra.get("model_scheme", "BIO")
+        self.split = tagging_graph.word_split_for(self.info.extra.get("data_format"))
+
+    def model_task(self):
+        return self.task_class.from_info(self.info, labels=self.labels)
+
+    def build(self, encoder):
+        task = self.model_task()
+        outputs, self.windows = tagging_graph.tagging_outputs(
+            self.predictions, encoder.tokenizer, encoder.text_a, self.split, self.labels, self.scheme,
+            self.info.max_seq_length, task.stride, *(self.trained.special_id(t) for t in ("[CLS]", "[SEP]", "[UNK]")))
+        return outputs
+
+    def signatures(self, encoder, outputs):
+        names = list(tasks.Task.encoder_features) + ["word_positions", "example_index"]
+        return {SIGNATURE_TEXT: (encoder.text_inputs(), outputs),
+                SIGNATURE_TOKENIZE: (encoder.text_inputs(), {name: self.windows[name] for name in names})}
+
+    def label_map(self):
+        return {"labels": self.labels, "multi_label": False}

@@ -14,18 +14,13 @@ import shutil
 
 import tensorflow as tf
 
-from bert import files, tasks
+from bert import files
 from bert.errors import UserInputError
-from bert.export.exporters import EXPORTERS
+from bert.export.exporters import EXPORTERS, SIGNATURE_IDS, SIGNATURE_TEXT, SIGNATURE_TOKENIZE  # noqa: F401
 from bert.export.graph_tokenization import TextEncoder, write_vocab_asset
 from bert.model_folder import LABEL_MAP_FILE, MODEL_INFO_FILE, TrainedModel
 
 tf1 = tf.compat.v1
-
-SIGNATURE_TEXT = "serving_default"
-SIGNATURE_IDS = "predict_ids"
-SIGNATURE_TOKENIZE = "tokenize"
-
 
 def version_numbers(export_dir):
     """The integer version folders under export_dir, sorted."""
@@ -57,10 +52,6 @@ def restore(session, checkpoint, variables):
             raise UserInputError(f"{checkpoint}: {v.op.name} has shape {shapes[v.op.name]} in the checkpoint but "
                                  f"{v.shape.as_list()} in the model; does bert_config.json match it?")
     tf1.train.Saver({v.op.name: v for v in variables}).restore(session, checkpoint)
-
-
-def _signature(inputs, outputs):
-    return tf1.saved_model.predict_signature_def(inputs, outputs)
 
 
 def export_saved_model(model_dir, export_dir, support=None, checkpoint=None):
@@ -111,14 +102,8 @@ def export_saved_model(model_dir, export_dir, support=None, checkpoint=None):
             session.run(tf1.tables_initializer())
             exporter.after_restore(session, encoder)
 
-            signatures = {
-                SIGNATURE_TEXT: _signature(encoder.text_inputs(), outputs),
-                SIGNATURE_IDS: _signature(encoder.features, outputs),
-                SIGNATURE_TOKENIZE: _signature(encoder.text_inputs(), dict(zip(tasks.Task.encoder_features,
-                                                                               encoder.tokenized))),
-            }
-            for name, (inputs, extra_outputs) in exporter.extra_signatures(encoder).items():
-                signatures[name] = _signature(inputs, extra_outputs)
+            signatures = {name: tf1.saved_model.predict_signature_def(inputs, signature_outputs)
+                          for name, (inputs, signature_outputs) in exporter.signatures(encoder, outputs).items()}
             builder = tf1.saved_model.Builder(building)
             builder.add_meta_graph_and_variables(
                 session, [tf1.saved_model.tag_constants.SERVING], signature_def_map=signatures,
