@@ -101,7 +101,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed-peers
 # The converted model when it is absent (the `model` rule re-fires after any re-setup of .venv and
 # then refuses to overwrite the folder it made before).
 BENCH_MODEL := $(if $(wildcard $(MODEL_DIR)/bert_config.json),,model)
-.PHONY: bench-throughput bench-mrpc bench-serving
+.PHONY: bench-throughput bench-mrpc bench-serving bench-fewshot-serving
 
 $(BENCH_STAMP): $(STAMP)
 	$(PYTHON) -m venv $(BENCH_VENV)
@@ -119,6 +119,11 @@ bench-throughput: $(BENCH_STAMP) $(BENCH_MODEL)
 
 # Serving all-MiniLM-L6-v2 at length 128: the exported SavedModel called in process, one Estimator.predict call
 # per request, and transformers on PyTorch, in one run: p50/p99 ms at batch 1, texts/s at batch 32; ~6 CPU-minutes.
+# Few-shot serving with the classes in the request (classify_with_support, text and embeddings in) against the
+# baked-in serving_default: p50/p99 at batch 1, texts/s at batch 32, 5/20/50 CLINC150 classes; ~10 min.
+bench-fewshot-serving: model
+	$(PY) benchmarks/fewshot_serving.py
+
 bench-serving: $(BENCH_STAMP) model
 	$(BENCH_VENV)/bin/python benchmarks/serving_latency.py
 

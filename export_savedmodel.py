@@ -8,8 +8,9 @@ Reads model_info.json, bert_config.json, the vocab, label_map.json and the check
 there is one, else the latest) from OUT -- no training flags repeated -- and writes EXPORT/<version>/
 (saved_model.pb, variables/, assets/), the next free version number. Signatures: serving_default
 (raw text in, probabilities / label_id / label out; tokenization inside the graph), predict_ids
-(token ids in), tokenize, and for few-shot models embed; see bert/export/. A few-shot model
-classifies into the classes of --support_file (text<TAB>label lines, a few per class), fixed at export;
+(token ids in), tokenize, and for few-shot models embed and classify_with_support(_embeddings) (the classes
+come with each request, up to --max_support support texts); see bert/export/. A few-shot model's
+serving_default classifies into the classes of --support_file (text<TAB>label lines, a few per class), fixed at export;
 with --adapt_steps (and --adapt_learning_rate, --adapt_layers) it is adapted to that support set first,
 exactly as run_fewshot.py --do_predict adapts with the same flags.
 """
@@ -24,6 +25,8 @@ from bert.errors import UserInputError, run_main
 FLAGS = flags.FLAGS
 flags.DEFINE_string("export_dir", None, "Where version folders 1, 2, ... go (TensorFlow Serving's model base path).")
 flags.DEFINE_string("checkpoint", None, "Export this checkpoint instead of model_dir/best (or the latest).")
+flags.DEFINE_integer("max_support", export.DEFAULT_MAX_SUPPORT, "Few-shot: the most support texts a "
+                     "classify_with_support request may carry (more: the request fails with a message).", lower_bound=1)
 
 
 def main(argv):
@@ -35,7 +38,7 @@ def main(argv):
     if FLAGS.support_file:
         examples = processors.read_text_label_file(FLAGS.support_file, "support")
         support = export.SupportSet([e.text_a for e in examples], [e.label for e in examples], FLAGS.support_file,
-                                    common_flags.adapt_config())
+                                    common_flags.adapt_config(), FLAGS.max_support)
         if len(set(support.labels)) == 1:
             absl_logging.warning("%s: the support set has one class (%r): the exported model gives every text that "
                                  "class with probability 1", FLAGS.support_file, support.labels[0])

@@ -14,6 +14,10 @@ distance:<class> columns; a backslash, tab or line break in a text or label is w
 \\n or \\r (bert.files.write_tsv), so every row is one line. The model's own serving_default
 signature does the work, in batches of --predict_batch_size (default 64 here), tokenization included.
 
+--support_file=SUPPORT.tsv (text<TAB>label lines) with a few-shot export: its classes instead of those baked
+in at export time, through the export's classify_with_support_embeddings signature (the support texts are
+embedded once with embed); the class columns follow the support file's order of first appearance.
+
 NER exports (run_ner.py): --predict_file is a .json/.jsonl file of {"text": ...} objects (jsonl or
 CLUENER; other keys such as "id" are kept) or one text a line; the output is JSON Lines, one line per
 text: {"text", "entities": [{"start", "end", "type", "text"}]} (character offsets, end exclusive), as
@@ -21,10 +25,12 @@ run_ner.py --do_predict writes predictions.jsonl.
 """
 import itertools
 import os
+import re
 
 from absl import flags
 
-import common_flags  # predict_file, predict_batch_size, output_file
+import common_flags  # predict_file, predict_batch_size, output_file, support_file
+import processors
 from bert import export, files, ner
 from bert.errors import UserInputError, run_main
 from processors import readers
@@ -88,10 +94,13 @@ def main(argv):
     common_flags.require("saved_model_dir", "predict_file", "output_file")
     batch_size = FLAGS.predict_batch_size if FLAGS["predict_batch_size"].present else DEFAULT_BATCH
     saved_model_dir = export.resolve_saved_model(FLAGS.saved_model_dir)
-    serve = tf.saved_model.load(saved_model_dir).signatures[export.SIGNATURE_TEXT]
+    signatures = tf.saved_model.load(saved_model_dir).signatures
+    serve = signatures[export.SIGNATURE_TEXT]
     if "entity_type" in serve.structured_outputs:
         return tag_entities(serve, batch_size)
-    names = sorted(serve.structured_input_signature[1])
+    if FLAGS.support_file:
+        serve = with_support(signatures, saved_model_dir, batch_size)
+    names = ["text_a"] if FLAGS.support_file else sorted(serve.structured_input_signature[1])
     inputs = read_inputs(FLAGS.predict_file, pair="text_b" in names)
     count = len(inputs["text_a"])
     if not count:
@@ -100,7 +109,11 @@ def main(argv):
     def batches():
         for start in range(0, count, batch_size):
             batch = {name: tf.constant(values[start:start + batch_size], tf.string) for name, values in inputs.items()}
-            yield start, {name: tensor.numpy() for name, tensor in serve(**batch).items()}
+            try:
+                yield start, {name: tensor.numpy() for name, tensor in serve(**batch).items()}
+            except tf.errors.InvalidArgumentError as error:  # the model's own checks (e.g. of a support set)
+                found = re.search(r"assertion failed: \[(.*?)\]", error.message)
+                raise UserInputError(f"{saved_model_dir}: {found.group(1) if found else error.message}") from None
 
     def rows(outputs):
         for start, out in outputs:
@@ -116,12 +129,32 @@ def main(argv):
     outputs = batches()
     first = next(outputs)  # the first batch's outputs say what columns there are
     multi_label = first[1]["label_id"].ndim == 2
-    labels = label_names(saved_model_dir, first[1]["probabilities"].shape[1])
+    labels = [label.decode("utf-8") for label in first[1]["labels"]] if "labels" in first[1] else \
+        label_names(saved_model_dir, first[1]["probabilities"].shape[1])
     header = list(inputs) + ["label"] + ([] if multi_label else ["probability"]) + labels
     if "distances" in first[1]:
         header += [f"distance:{label}" for label in labels]
     files.write_tsv(FLAGS.output_file, header, rows(itertools.chain([first], outputs)))
     print(f"{count} predictions from {saved_model_dir} in {FLAGS.output_file}")
+
+
+def with_support(signatures, saved_model_dir, batch_size):
+    """serving_default's stand-in for --support_file: the support texts are embedded once (embed), then each
+    batch goes to classify_with_support_embeddings with them."""
+    import tensorflow as tf
+
+    if export.SIGNATURE_WITH_SUPPORT_EMBEDDINGS not in signatures:
+        raise UserInputError(f"{saved_model_dir}: --support_file needs a few-shot export with the "
+                             f"{export.SIGNATURE_WITH_SUPPORT_EMBEDDINGS} signature (not a classifier, not an export "
+                             "adapted with --adapt_steps, not one made before that signature existed)")
+    examples = processors.read_text_label_file(FLAGS.support_file, "support")
+    embed = signatures[export.SIGNATURE_EMBED]
+    texts = [example.text_a for example in examples]
+    embeddings = tf.concat([embed(text_a=tf.constant(texts[start:start + batch_size]))["embedding"]
+                            for start in range(0, len(texts), batch_size)], 0)
+    labels = tf.constant([example.label for example in examples])
+    classify = signatures[export.SIGNATURE_WITH_SUPPORT_EMBEDDINGS]
+    return lambda text_a: classify(support_embedding=embeddings, support_label=labels, text_a=text_a)
 
 
 def read_ner_texts(path):

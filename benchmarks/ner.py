@@ -74,7 +74,7 @@ def parse_args():
     parser.add_argument("--train_batch_size", type=int, default=32)
     parser.add_argument("--learning_rate", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=12345)
-    parser.add_argument("--msra_train", type=int, default=10000, help="msra: training sentences")
+    parser.add_argument("--msra_train", type=int, default=8000, help="msra: training sentences")
     parser.add_argument("--serve_batch_size", type=int, default=32)
     parser.add_argument("--output_root", default=OUTPUT_ROOT)
     parser.add_argument("--python", default=default_python())

@@ -76,6 +76,18 @@ for name, job in request.items():
             arrays[f"{name}/ids/{key}"] = value.numpy()
     if "embed" in model.signatures:
         arrays[name + "/embed"] = model.signatures["embed"](text_a=inputs["text_a"])["embedding"].numpy()
+    for key, support in job.get("support_requests", {}).items():  # the classes in the request
+        texts, labels = tf.constant(support["support_text"]), tf.constant(support["support_label"])
+        embedded = model.signatures["embed"](text_a=texts)["embedding"]
+        for path, out in (("text", model.signatures["classify_with_support"](
+                              support_text=texts, support_label=labels, text_a=inputs["text_a"])),
+                          ("embedding", model.signatures["classify_with_support_embeddings"](
+                              support_embedding=embedded, support_label=labels, text_a=inputs["text_a"]))):
+            for output, value in out.items():
+                if value.dtype == tf.string:
+                    strings[f"{name}/{key}/{path}/{output}"] = [x.decode("utf-8") for x in value.numpy()]
+                else:
+                    arrays[f"{name}/{key}/{path}/{output}"] = value.numpy()
 strings["bert_imported"] = sorted(m for m in sys.modules if m == "bert" or m.startswith(("bert.", "processors")))
 strings["bert_importable"] = importlib.util.find_spec("bert") is not None
 np.savez(sys.argv[2] + ".npz", **arrays)
@@ -151,6 +163,14 @@ def world(tmp_path_factory):
     support = root / "support.tsv"
     support.write_text("this is about w0a\tzero\nthis is about w0b it\tzero\nabout w5a\tfive\nthis w5b\tfive\n"
                        "这部电影很好\t电影\n剧情不错\t电影\n")
+    # Classes that come with a request: the export's support set shuffled, and new classes (Chinese and English).
+    request_support = root / "request_support.tsv"
+    request_support.write_text("剧情很坏\t坏\nit is great\t好\nthe plot was bad\t坏\n这部电影很好\t好\nabout w3a\ttopic\n"
+                               "this w3b is\ttopic\n剧情不错\t好\n")
+    support_requests = {"shuffled": [line.split("\t") for line in support.read_text().splitlines()][::-1],
+                        "new": [line.split("\t") for line in request_support.read_text().splitlines()]}
+    support_requests = {key: {"support_text": [t for t, _ in rows], "support_label": [label for _, label in rows]}
+                        for key, rows in support_requests.items()}
 
     exports = {
         "single": export.export_saved_model(str(root / "single_out"), str(root / "exports" / "single")),
@@ -172,6 +192,8 @@ def world(tmp_path_factory):
         "fewshot_embed": (tasks.FewShotTask(["x"], tokenizer, MAX_LEN, pooling="mean"), "fewshot_out", texts, None),
         "support_embed": (tasks.FewShotTask(["x"], tokenizer, MAX_LEN, pooling="mean"), "fewshot_out",
                           [line.split("\t")[0] for line in support.read_text().splitlines()], None),
+        "request_support_embed": (tasks.FewShotTask(["x"], tokenizer, MAX_LEN, pooling="mean"), "fewshot_out",
+                                  support_requests["new"]["support_text"], None),
     }
     jobs = {name: (task, folder, [InputExample(str(i), a, b[i] if b else None, None) for i, a in enumerate(texts_a)])
             for name, (task, folder, texts_a, b) in jobs.items()}
@@ -179,7 +201,8 @@ def world(tmp_path_factory):
 
     # The fresh process runs while this one computes the Estimator's predictions.
     request = {name: {"path": path, "inputs": {"text_a": texts, **({"text_b": texts_b} if name == "pair" else {})},
-                      "ids": {k: v.tolist() for k, v in ids.get(name, ids["fewshot_embed"]).items()}}
+                      "ids": {k: v.tolist() for k, v in ids.get(name, ids["fewshot_embed"]).items()},
+                      **({"support_requests": support_requests} if name.startswith("fewshot") else {})}
                for name, path in exports.items()}
     (root / "request.json").write_text(json.dumps(request, ensure_ascii=False), encoding="utf-8")
     (root / "child.py").write_text(CHILD)
@@ -195,20 +218,23 @@ def world(tmp_path_factory):
         finally:
             child.kill()
     assert child.returncode == 0, (root / "child.log").read_text()[-3000:]
-    references["support_embed"] = references["support_embed"][0]["embedding"]
+    for name in ("support_embed", "request_support_embed"):
+        references[name] = references[name][0]["embedding"]
     support_examples = [InputExample(str(i), text, None, label) for i, (text, label) in
                         enumerate(line.split("\t") for line in support.read_text().splitlines())]
     served = dict(np.load(str(root / "served.npz")))
     served.update(json.loads((root / "served.json").read_text(encoding="utf-8")))
     return dict(root=root, config=config, exports=exports, served=served, references=references, texts=texts,
-                texts_b=texts_b, support=support, support_examples=support_examples, tokenizer=tokenizer)
+                texts_b=texts_b, support=support, support_examples=support_examples, tokenizer=tokenizer,
+                request_support=request_support, support_requests=support_requests)
 
 
 def test_fresh_process_never_imports_the_project(world):
     served = world["served"]
     assert served["bert_imported"] == [] and served["bert_importable"] is False
     assert served["single/signatures"] == ["predict_ids", "serving_default", "tokenize"]
-    assert served["fewshot/signatures"] == ["embed", "predict_ids", "serving_default", "tokenize"]
+    assert served["fewshot/signatures"] == ["classify_with_support", "classify_with_support_embeddings", "embed",
+                                            "predict_ids", "serving_default", "tokenize"]
 
 
 @pytest.mark.parametrize("name, labels", [("single", ["neg", "pos"]), ("pair", ["different", "same"])])
@@ -246,11 +272,11 @@ def test_fewshot_matches_run_fewshot_arithmetic(world, name):
         checkpoint = tf.train.latest_checkpoint(str(world["root"] / "fewshot_out"))
         scale = float(tf.train.load_checkpoint(checkpoint).get_tensor("prototypical/cosine_scale"))
         assert scale != 10.0  # trained, so reading the wrong value would show
+    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
     if distance == "euclidean":
         distances = ((queries[:, None, :] - prototypes[None, :, :]) ** 2).sum(-1)
         logits = -distances
     else:
-        unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
         logits = scale * unit(queries) @ unit(prototypes).T
         distances = 1.0 - logits / scale
     for path in ("batch", "single", "ids"):
@@ -258,6 +284,34 @@ def test_fewshot_matches_run_fewshot_arithmetic(world, name):
         np.testing.assert_allclose(served[f"{name}/{path}/distances"], distances, rtol=1e-5, atol=1e-5)
     assert served[f"{name}/batch/label"] == [classes[i] for i in logits.argmax(-1)]
     assert served[f"{name}/single/label"] == served[f"{name}/batch/label"]
+
+    # The export's own support set sent shuffled with the request: the same numbers, columns in the request's order.
+    for path in ("text", "embedding"):
+        key = f"{name}/shuffled/{path}"
+        order = [classes.index(label) for label in served[key + "/labels"]]
+        assert served[key + "/labels"] == ["电影", "five", "zero"]  # first appearance in the (reversed) request
+        np.testing.assert_allclose(served[key + "/probabilities"], served[f"{name}/batch/probabilities"][:, order],
+                                   atol=1e-5)
+        np.testing.assert_allclose(served[key + "/distances"], served[f"{name}/batch/distances"][:, order], atol=1e-5)
+        assert served[key + "/label"] == served[f"{name}/batch/label"]
+    # New classes: the prototypes of the request's support texts, as run_fewshot.py computes them.
+    request = world["support_requests"]["new"]
+    new_classes = list(dict.fromkeys(request["support_label"]))
+    support = references["request_support_embed"]
+    prototypes = np.stack([support[np.array(request["support_label"]) == c].mean(0) for c in new_classes])
+    if distance == "euclidean":
+        distances = ((queries[:, None, :] - prototypes[None, :, :]) ** 2).sum(-1)
+        logits = -distances
+    else:
+        logits = scale * unit(queries) @ unit(prototypes).T
+        distances = 1.0 - logits / scale
+    for path in ("text", "embedding"):
+        key = f"{name}/new/{path}"
+        assert served[key + "/labels"] == new_classes == ["坏", "好", "topic"]
+        np.testing.assert_allclose(served[key + "/probabilities"], fewshot.softmax(logits), atol=1e-5)
+        np.testing.assert_allclose(served[key + "/distances"], distances, rtol=1e-5, atol=1e-5)
+        assert served[key + "/label"] == [new_classes[i] for i in logits.argmax(-1)]
+        assert (served[key + "/label_id"] == logits.argmax(-1)).all()
 
 
 def test_fewshot_export_agrees_with_run_fewshot_predictions(world, tmp_path):
@@ -277,6 +331,20 @@ def test_fewshot_export_agrees_with_run_fewshot_predictions(world, tmp_path):
                                served["fewshot/batch/probabilities"][rows].max(-1), atol=1e-4)
     np.testing.assert_allclose([[float(x) for x in line[3:]] for line in lines], served["fewshot/batch/distances"][rows],
                                atol=1e-4)
+    # New classes in the request: what run_fewshot.py --do_predict gives with them as its support file.
+    run_flags("run_fewshot", do_predict=True, support_file=world["request_support"], predict_file=tmp_path / "texts.txt",
+              output_dir=root / "fewshot_out", bert_config_file=root / "model" / "bert_config.json",
+              vocab_file=root / "model" / "vocab.txt", max_seq_length=MAX_LEN, distance="cosine")
+    run_fewshot.main([])
+    table = (root / "fewshot_out" / "predictions.tsv").read_text().splitlines()
+    columns = table[0].split("\t")[3:]  # one distance column per class, sorted
+    lines = [line.split("\t") for line in table[1:]]
+    order = [served["fewshot/new/text/labels"].index(c.split(":", 1)[-1]) for c in columns]
+    assert [line[1] for line in lines] == [served["fewshot/new/text/label"][i] for i in rows]
+    np.testing.assert_allclose([float(line[2]) for line in lines],
+                               served["fewshot/new/text/probabilities"][rows].max(-1), atol=1e-4)
+    np.testing.assert_allclose([[float(x) for x in line[3:]] for line in lines],
+                               served["fewshot/new/text/distances"][rows][:, order], atol=1e-4)
 
 
 def test_layout_assets_and_versions(world, tmp_path):
@@ -329,6 +397,56 @@ def test_predict_script_over_tsv_and_text_file(world, tmp_path):
                         "distance:five", "distance:zero", "distance:电影"]
     assert [line[0] for line in lines[1:]] == lines_in and lines[1][1] in ("five", "zero", "电影")
     assert float(lines[1][2]) == pytest.approx(max(float(x) for x in lines[1][3:6]), abs=1e-6)
+
+
+def test_support_in_the_request(world, tmp_path):
+    """classify_with_support as TensorFlow Serving's REST columnar body carries it, predict.py --support_file, and
+    bad support sets failing the request with a message while the model keeps serving."""
+    served, texts = world["served"], world["texts"][:8]
+    model = tf.saved_model.load(world["exports"]["fewshot"])
+    body = json.dumps({"signature_name": "classify_with_support",
+                       "inputs": dict(world["support_requests"]["new"], text_a=texts)}, ensure_ascii=False)
+    request = json.loads(body)  # what the model server hands the signature: one tensor per named input
+    out = model.signatures[request["signature_name"]](**{k: tf.constant(v) for k, v in request["inputs"].items()})
+    np.testing.assert_allclose(out["probabilities"].numpy(), served["fewshot/new/text/probabilities"][:8], atol=1e-6)
+    assert [x.decode() for x in out["labels"].numpy()] == ["坏", "好", "topic"]
+
+    run_flags("predict", saved_model_dir=world["root"] / "exports" / "fewshot", predict_file=tmp_path / "texts.txt",
+              output_file=tmp_path / "out.tsv", support_file=world["request_support"], predict_batch_size=3)
+    (tmp_path / "texts.txt").write_text("\n".join(t.replace("\n", " ") for t in texts) + "\n", encoding="utf-8")
+    predict.main([])
+    lines = [line.split("\t") for line in (tmp_path / "out.tsv").read_text(encoding="utf-8").splitlines()]
+    assert lines[0] == ["text_a", "label", "probability", "坏", "好", "topic", "distance:坏", "distance:好", "distance:topic"]
+    assert [line[1] for line in lines[1:]] == served["fewshot/new/text/label"][:8]
+    np.testing.assert_allclose([[float(x) for x in line[3:6]] for line in lines[1:]],
+                               served["fewshot/new/text/probabilities"][:8], atol=1e-5)
+
+    classify = model.signatures["classify_with_support"]
+    good = dict(support_text=tf.constant(["it is great", "剧情很坏"]), support_label=tf.constant(["好", "坏"]),
+                text_a=tf.constant(["the movie"]))
+    for change, message in ((dict(support_text=tf.constant([], tf.string), support_label=tf.constant([], tf.string)),
+                             "the support set is empty"),
+                            (dict(support_label=tf.constant(["好"])), "one label per support text"),
+                            (dict(support_label=tf.constant(["好", ""])), "a support label is empty")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            classify(**dict(good, **change))
+    assert classify(**good)["probabilities"].shape == (1, 2)  # still serving
+    run_flags("export_savedmodel", model_dir=world["root"] / "fewshot_out", export_dir=tmp_path / "small",
+              support_file=world["support"], max_support=6)
+    export_savedmodel.main([])
+    small = tf.saved_model.load(export.resolve_saved_model(str(tmp_path / "small"))).signatures
+    request = world["support_requests"]["new"]  # 7 support texts
+    with pytest.raises(tf.errors.InvalidArgumentError, match="more than 6 support texts"):
+        small["classify_with_support"](support_text=tf.constant(request["support_text"]),
+                                       support_label=tf.constant(request["support_label"]), text_a=tf.constant(["x"]))
+    run_flags("predict", saved_model_dir=tmp_path / "small", predict_file=tmp_path / "texts.txt",
+              output_file=tmp_path / "out2.tsv", support_file=world["request_support"])
+    with pytest.raises(UserInputError, match="more than 6 support texts"):
+        predict.main([])
+    run_flags("predict", saved_model_dir=world["exports"]["single"], predict_file=tmp_path / "texts.txt",
+              output_file=tmp_path / "out3.tsv", support_file=world["request_support"])
+    with pytest.raises(UserInputError, match="needs a few-shot export"):
+        predict.main([])
 
 
 def test_predict_script_output_stays_rectangular(world, tmp_path):

@@ -18,6 +18,11 @@ tf.compat.v1.saved_model.Builder. Signatures (all batch-major, any batch size):
   predict_ids      input_ids, input_mask, segment_ids int32 [batch, max_seq_length] -> the same outputs
   tokenize         text_a [, text_b] -> input_ids, input_mask, segment_ids (what the model sees)
   embed            (few-shot) text_a -> embedding float32 [batch, hidden]
+  classify_with_support  (few-shot) support_text, support_label string [S], text_a string [batch] ->
+                   probabilities, distances [batch, C], label_id, label [batch], labels string [C]: the
+                   C distinct support labels (first appearance order) are the classes, their prototypes
+                   computed in the graph; classify_with_support_embeddings takes support_embedding
+                   float32 [S, hidden] (from embed) instead of support_text
   NER (token classification) has its own serving_default and tokenize: text in, tagged words with
   their character offsets and the entities decoded in the graph out (exporters.TokenClassificationExporter,
   tagging_graph.py).
@@ -35,15 +40,15 @@ Which file holds what:
                          with SupportSet, TokenClassificationExporter), label_strings, the EXPORTERS
                          registry and the signature names
   tagging_graph.py       NER in the graph: words with offsets, windows, merging, entity chunking
-  saved_model.py         export_saved_model, restore, version_numbers, resolve_saved_model, the
-                         signature names
+  saved_model.py         export_saved_model, restore, version_numbers, resolve_saved_model
   features.py            FeatureExtractor (extract_features.py: the same encoder graph on a checkpoint)
 The names are re-exported here: `from bert import export; export.export_saved_model(...)`.
 
 Adding a task: subclass `TaskExporter` (exporters.py) with `task_class` set to the task; it registers
 itself in EXPORTERS under the task's name, the one model_info.json records ("squad" plugs in here).
 """
-from bert.export.exporters import (EXPORTERS, SIGNATURE_EMBED, ClassificationExporter, FewShotExporter,
+from bert.export.exporters import (DEFAULT_MAX_SUPPORT, EXPORTERS, SIGNATURE_EMBED, SIGNATURE_WITH_SUPPORT,
+                                   SIGNATURE_WITH_SUPPORT_EMBEDDINGS, ClassificationExporter, FewShotExporter,
                                    SupportSet, TaskExporter, TokenClassificationExporter, label_strings)
 from bert.export.features import FeatureExtractor
 from bert.export.graph_tokenization import (MAX_CHARS_PER_WORD, UTF8_MAX_BYTES, GraphTokenizer, TextEncoder,
@@ -53,7 +58,8 @@ from bert.export.saved_model import (SIGNATURE_IDS, SIGNATURE_TEXT, SIGNATURE_TO
 from bert.model_folder import LABEL_MAP_FILE, MODEL_INFO_FILE, ModelInfo, TrainedModel, find_checkpoint
 
 __all__ = [
-    "ClassificationExporter", "EXPORTERS", "FeatureExtractor", "FewShotExporter", "GraphTokenizer",
+    "ClassificationExporter", "DEFAULT_MAX_SUPPORT", "EXPORTERS", "SIGNATURE_WITH_SUPPORT",
+    "SIGNATURE_WITH_SUPPORT_EMBEDDINGS", "FeatureExtractor", "FewShotExporter", "GraphTokenizer",
     "LABEL_MAP_FILE", "MAX_CHARS_PER_WORD", "MODEL_INFO_FILE", "ModelInfo", "SIGNATURE_EMBED", "SIGNATURE_IDS",
     "SIGNATURE_TEXT", "SIGNATURE_TOKENIZE", "SupportSet", "TaskExporter", "TextEncoder", "TokenClassificationExporter", "TrainedModel",
     "UTF8_MAX_BYTES", "encode_pairs", "export_saved_model", "find_checkpoint", "label_strings", "restore",

@@ -11,6 +11,7 @@ from typing import List, Optional
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from bert import adaptation, heads, model_fn, tasks
 from bert.errors import UserInputError
@@ -23,6 +24,10 @@ SIGNATURE_TEXT = "serving_default"
 SIGNATURE_IDS = "predict_ids"
 SIGNATURE_TOKENIZE = "tokenize"
 SIGNATURE_EMBED = "embed"  # the few-shot exporter's extra signature: text_a -> embedding
+# Few-shot with the classes in the request: support texts (or their embeddings) and labels with the queries.
+SIGNATURE_WITH_SUPPORT = "classify_with_support"
+SIGNATURE_WITH_SUPPORT_EMBEDDINGS = "classify_with_support_embeddings"
+DEFAULT_MAX_SUPPORT = 1000
 
 
 EXPORTERS = {}  # task name -> TaskExporter subclass
@@ -121,6 +126,7 @@ class SupportSet:
     labels: List[str]
     source: str = "support set"
     adapt: Optional[adaptation.AdaptConfig] = None  # adapt to it at export time (steps > 0)
+    max_support: int = DEFAULT_MAX_SUPPORT  # the most support texts a classify_with_support request may carry
 
 
 class FewShotExporter(TaskExporter):
@@ -170,7 +176,48 @@ class FewShotExporter(TaskExporter):
                 "label": label_strings(self.classes, label_ids, False, ","), "distances": distances}
 
     def extra_signatures(self, encoder):
-        return {SIGNATURE_EMBED: ({"text_a": encoder.text_a}, {"embedding": self.embedding})}
+        signatures = {SIGNATURE_EMBED: ({"text_a": encoder.text_a}, {"embedding": self.embedding})}
+        if self.adapt:  # the adapted layers fit the export's support set, not a request's
+            logging.warning("an adapted export has no %s signatures: their classes come with the request, and "
+                            "this encoder was adapted to %s", SIGNATURE_WITH_SUPPORT, self.support.source)
+            return signatures
+        support_text = tf1.placeholder(tf.string, [None], name="support_text")
+        support_label = tf1.placeholder(tf.string, [None], name="support_label")
+        support_embedding = tf1.placeholder(tf.float32, [None, self.trained.config.hidden_size],
+                                            name="support_embedding")
+        with tf.control_dependencies(self._support_checks(support_text, support_label)):
+            texts = tf.identity(support_text)
+        with tf1.variable_scope(tf1.get_variable_scope(), reuse=True):  # the encoder serving_default runs
+            embedded = self.predictions(dict(zip(tasks.Task.encoder_features, encoder.encode(texts))))["embedding"]
+            signatures[SIGNATURE_WITH_SUPPORT] = (
+                {"support_text": support_text, "support_label": support_label, "text_a": encoder.text_a},
+                self._classify(embedded, support_label))
+            with tf.control_dependencies(self._support_checks(support_embedding, support_label)):
+                given = tf.identity(support_embedding)
+            signatures[SIGNATURE_WITH_SUPPORT_EMBEDDINGS] = (
+                {"support_embedding": support_embedding, "support_label": support_label, "text_a": encoder.text_a},
+                self._classify(given, support_label))
+        return signatures
+
+    def _support_checks(self, support, labels):
+        """Assertions on a request's support set: they fail the request with their message, not the server."""
+        count, limit = tf.shape(support)[0], self.support.max_support
+        return [
+            tf1.assert_positive(count, message="the support set is empty: send at least one support text per class"),
+            tf1.assert_less_equal(count, limit, message=f"more than {limit} support texts (the export's --max_support)"),
+            tf1.assert_equal(count, tf.shape(labels)[0], message="support_label must have one label per support text"),
+            tf1.Assert(tf.reduce_all(tf.strings.length(labels) > 0), ["a support label is empty"]),
+        ]
+
+    def _classify(self, support_embeddings, support_labels):
+        """The queries (serving_default's embeddings) against the prototypes of a request's support set:
+        classes in order of first appearance in support_label."""
+        classes, index = tf.unique(support_labels)
+        prototypes = tf.math.unsorted_segment_mean(support_embeddings, index, tf.size(classes))
+        logits = self.task.distance.logits(self.embedding, prototypes)
+        label_ids = tf.argmax(logits, -1, output_type=tf.int32)
+        return {"probabilities": tf.nn.softmax(logits, -1), "distances": self.task.distance.distances(
+            self.embedding, prototypes), "label_id": label_ids, "label": tf.gather(classes, label_ids), "labels": classes}
 
     def own_variables(self):
         return self.own

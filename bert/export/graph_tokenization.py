@@ -154,20 +154,25 @@ class TextEncoder:
     def __init__(self, trained, vocab_file, text_pair):
         info = trained.info
         self.tokenizer = GraphTokenizer(info.tokenizer, trained.tokenizer, vocab_file, info.do_lower_case)
+        self.max_seq_length = info.max_seq_length
+        self.special_ids = trained.special_id("[CLS]"), trained.special_id("[SEP]")
         self.text_a = tf1.placeholder(tf.string, [None], name="text_a")
         self.text_b = tf1.placeholder(tf.string, [None], name="text_b") if text_pair else None
-        tokens_a = self.tokenizer.tokenize(self.text_a)
-        if text_pair:
-            tokens_b = self.tokenizer.tokenize(self.text_b)
-            has_b = tf.strings.length(self.text_b) > 0
-        else:
-            tokens_b = tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int64), tf.zeros_like(tokens_a.row_lengths()))
-            has_b = tf.zeros_like(tokens_a.row_lengths(), tf.bool)
-        self.tokenized = encode_pairs(tokens_a, tokens_b, has_b, info.max_seq_length,
-                                      trained.special_id("[CLS]"), trained.special_id("[SEP]"))
+        self.tokenized = self.encode(self.text_a, self.text_b)
         # The model reads these; predict_ids feeds them directly (the text path is then not run).
         self.features = {name: tf1.placeholder_with_default(tensor, [None, info.max_seq_length], name=name)
                          for name, tensor in zip(tasks.Task.encoder_features, self.tokenized)}
+
+    def encode(self, text_a, text_b=None):
+        """string [batch] (and text_b) -> input_ids, input_mask, segment_ids int32 [batch, max_seq_length]."""
+        tokens_a = self.tokenizer.tokenize(text_a)
+        if text_b is not None:
+            tokens_b = self.tokenizer.tokenize(text_b)
+            has_b = tf.strings.length(text_b) > 0
+        else:
+            tokens_b = tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int64), tf.zeros_like(tokens_a.row_lengths()))
+            has_b = tf.zeros_like(tokens_a.row_lengths(), tf.bool)
+        return encode_pairs(tokens_a, tokens_b, has_b, self.max_seq_length, *self.special_ids)
 
     def text_inputs(self):
         inputs = {"text_a": self.text_a}
