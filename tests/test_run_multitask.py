@@ -1,0 +1,147 @@
+"""run_multitask.py on a tiny model: two classification tasks and an NER task on one encoder."""
+import json
+import random
+
+import numpy as np
+import pytest
+from absl import flags
+
+import run_multitask
+from bert import multitask
+from bert.errors import UserInputError
+from conftest import tiny_config
+from test_run_ner import OTHER, PEOPLE, PLACES, conll_sentences, write_conll
+
+FLAGS = flags.FLAGS
+GOOD, BAD = ["fine", "lovely", "superb"], ["awful", "poor", "dreadful"]
+TOPICS = {"sport": ["goal", "match"], "food": ["soup", "bread"], "music": ["song", "piano"]}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("multitask")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + PEOPLE + PLACES + OTHER + GOOD + BAD + sum(
+        TOPICS.values(), [])
+    (root / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tiny_config(vocab_size=len(vocab)).to_json_file(str(root / "bert_config.json"))
+    rng = random.Random(0)
+    sentiment = root / "sentiment"
+    sentiment.mkdir()
+    for part, count in (("train", 60), ("dev", 30)):
+        rows = [(label, " ".join([rng.choice(words)] + rng.sample(OTHER, 2)))
+                for label, words in [("pos", GOOD), ("neg", BAD)] for _ in range(count // 2)]
+        (sentiment / f"{part}.tsv").write_text("label\ttext_a\n" + "".join(f"{l}\t{t}\n" for l, t in rows))
+    topic = root / "topic"
+    topic.mkdir()
+    for part, count in (("train", 40), ("dev", 10)):
+        lines = [json.dumps({"sentence": " ".join([rng.choice(words)] + rng.sample(OTHER, 2)), "label": label})
+                 for label, words in TOPICS.items() for _ in range(count)]
+        (topic / f"{part}.jsonl").write_text("\n".join(lines) + "\n")
+    entities = root / "entities"
+    entities.mkdir()
+    write_conll(entities / "train.txt", conll_sentences(80, 0))
+    write_conll(entities / "dev.txt", conll_sentences(30, 1))
+    (root / "options.json").write_text(json.dumps({"topic": {"text_a_column": "sentence"},
+                                                   "entities": {"use_crf": True, "loss_weight": 2}}))
+    return root
+
+
+def run(world, out, **overrides):
+    args = dict(bert_config_file=world / "bert_config.json", vocab_file=world / "vocab.txt", output_dir=out,
+                tasks=f"sentiment:tsv:{world / 'sentiment'},topic:jsonl:{world / 'topic'},"
+                      f"entities:conll:{world / 'entities'}",
+                task_options=world / "options.json", max_seq_length=16, train_batch_size=16, learning_rate=3e-3,
+                num_train_epochs=8, predict_batch_size=32)
+    args.update(overrides)
+    FLAGS.unparse_flags()
+    FLAGS(["run_multitask"] + [f"--{k}={v}" for k, v in args.items() if v is not None])
+    run_multitask.main([])
+
+
+def test_three_tasks_on_one_encoder(world, tmp_path):
+    out = tmp_path / "out"
+    run(world, out, do_train=True, do_eval=True)
+    report = json.loads((out / "eval_results.json").read_text())
+    assert set(report["tasks"]) == {"sentiment", "topic", "entities"}
+    assert report["sentiment"] == report["tasks"]["sentiment"]["accuracy"] > 0.9
+    assert report["topic"] == report["tasks"]["topic"]["accuracy"] > 0.9
+    assert report["entities"] == report["tasks"]["entities"]["f1"] > 0.8
+    assert set(report["tasks"]["entities"]["per_type"]) == {"PER", "LOC"}
+    assert report["mean"] == pytest.approx(np.mean([report[t] for t in ("sentiment", "topic", "entities")]))
+    info = json.loads((out / "model_info.json").read_text())
+    assert [t["name"] for t in info["tasks"]] == ["sentiment", "topic", "entities"]
+    assert info["tasks"][2]["use_crf"] is True and info["tasks"][2]["loss_weight"] == 2.0
+    # Each head lives under its task's scope; one encoder.
+    import tensorflow as tf
+    names = [name for name, _ in tf.train.list_variables(str(out))]
+    assert "sentiment/output_weights" in names and "topic/output_weights" in names
+    assert any(n.startswith("entities/ner/") for n in names) and "bert/embeddings/word_embeddings" in names
+    assert not any(n.startswith("sentiment/bert") for n in names)
+    # Evaluating the trained folder again (no training flags but the tasks) gives the same figures.
+    run(world, out, do_eval=True)
+    again = json.loads((out / "eval_results.json").read_text())
+    assert again["mean"] == pytest.approx(report["mean"])
+
+
+def test_sampling_weights_and_specs(world):
+    np.testing.assert_allclose(multitask.sampling_weights([100, 300], 1), [0.25, 0.75])
+    np.testing.assert_allclose(multitask.sampling_weights([100, 300], 0), [0.5, 0.5])
+    np.testing.assert_allclose(multitask.sampling_weights([100, 400], 0.5), [1 / 3, 2 / 3])
+    specs = multitask.parse_specs("a:tsv:x, b:cluener:y/z:w", None, ["tsv"])
+    assert [(s.name, s.processor, s.data_dir, s.is_ner) for s in specs] == [("a", "tsv", "x", False),
+                                                                             ("b", "cluener", "y/z:w", True)]
+    for text, message in (("a:tsv:x,a:tsv:y", "two tasks are named 'a'"), ("a:nope:x", "unknown processor 'nope'"),
+                          ("a:tsv", "not name:processor:data_dir"), ("1a:tsv:x", "task name '1a'"),
+                          ("", "at least one task")):
+        with pytest.raises(UserInputError, match=message):
+            multitask.parse_specs(text, None, ["tsv"])
+    bad = world / "bad_options.json"
+    bad.write_text(json.dumps({"a": {"colour": 1}}))
+    with pytest.raises(UserInputError, match="unknown option"):
+        multitask.parse_specs("a:tsv:x", str(bad), ["tsv"])
+    bad.write_text(json.dumps({"b": {}}))
+    with pytest.raises(UserInputError, match="options for 'b'"):
+        multitask.parse_specs("a:tsv:x", str(bad), ["tsv"])
+
+
+def test_batches_hold_one_task_each(world, tmp_path):
+    """The training input: every batch is one task's, drawn about as often as the weights say."""
+    from bert import input_pipeline, tasks, tokenization
+    tokenizer = tokenization.FullTokenizer(str(world / "vocab.txt"))
+    named = {"a": tasks.ClassificationTask(["x", "y"], tokenizer, 8), "b": tasks.ClassificationTask(["u", "v", "w"],
+                                                                                                     tokenizer, 8)}
+    joint = multitask.MultiTask(named)
+    cache = input_pipeline.FeatureCache(str(tmp_path), {})
+    from processors import InputExample
+    paths = {name: cache.features(task, [InputExample(str(i), "fine song", None, task.labels[i % len(task.labels)])
+                                         for i in range(12)], name)[0] for name, task in named.items()}
+    input_fn, weights = multitask.train_input_fn_builder(joint, paths, {"a": 100, "b": 300}, 4, 1.0, seed=3)
+    assert weights == pytest.approx({"a": 0.25, "b": 0.75})
+    counts = {0: 0, 1: 0}
+    for batch in input_fn().take(400):
+        ids = batch["task_id"].numpy()
+        assert (ids == ids[0]).all() and batch["input_ids"].shape == (4, 8)
+        counts[int(ids[0])] += 1
+        other = "b" if ids[0] == 0 else "a"
+        assert not batch[f"{other}/label_ids"].numpy().any()
+    assert 0.18 < counts[0] / 400 < 0.32
+
+
+def test_bad_inputs(world, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "train.tsv").write_text("label\ttext_a\n")
+    with pytest.raises(UserInputError, match="no training examples|no labels"):
+        run(world, tmp_path / "o1", do_train=True, tasks=f"s:tsv:{empty}", task_options=None)
+    with pytest.raises(UserInputError, match="--best_task=zzz"):
+        run(world, tmp_path / "o2", do_train=True, best_task="zzz")
+    out = tmp_path / "o3"
+    run(world, out, do_train=True, tasks=f"sentiment:tsv:{world / 'sentiment'}", task_options=None,
+        num_train_epochs=1)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "train.tsv").write_text("label\ttext_a\nhappy\tfine\nsad\tawful\n")
+    with pytest.raises(UserInputError, match="another|labels"):  # the label set changed between runs
+        run(world, out, do_train=True, tasks=f"sentiment:tsv:{other}", task_options=None, num_train_epochs=1)
+    with pytest.raises(UserInputError, match="no task"):
+        run(world, out, do_eval=True, tasks=f"topic:jsonl:{world / 'topic'}", task_options=None)
