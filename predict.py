@@ -97,6 +97,8 @@ def main(argv):
     signatures = tf.saved_model.load(saved_model_dir).signatures
     serve = signatures[export.SIGNATURE_TEXT]
     if "entity_type" in serve.structured_outputs:
+        if FLAGS.support_file:
+            raise UserInputError(f"{saved_model_dir} tags entities: --support_file is for few-shot exports")
         return tag_entities(serve, batch_size)
     if FLAGS.support_file:
         serve = with_support(signatures, saved_model_dir, batch_size)

@@ -37,9 +37,11 @@ common_flags.define_float("val_class_ratio", 0.0, "With --data_file: share of cl
 flags.DEFINE_integer("split_seed", 12345, "Seed of the class split.", lower_bound=0, upper_bound=2**32 - 1)
 flags.DEFINE_string("class_split_file", None, "JSON with train_classes, val_classes, test_classes lists.")
 flags.DEFINE_string("val_file", None, "text<TAB>label lines of validation classes (checkpoint choice).")
-flags.DEFINE_string("n_way", "5", "Training episodes: classes per episode, or a range LOW:HIGH each episode draws "
-                    "its own from (e.g. 5:20).")
-flags.DEFINE_string("k_shot", "5", "Training episodes: support sentences per class, or a range LOW:HIGH (e.g. 1:10).")
+flags.DEFINE_string("n_way", "5:10", "Training episodes: classes per episode, or a range LOW:HIGH each episode draws "
+                    "its own from. The default (chosen on csldcp's validation disciplines) is narrowed to the "
+                    "meta-training classes there are.")
+flags.DEFINE_string("k_shot", "1:10", "Training episodes: support sentences per class, or a range LOW:HIGH. The "
+                    "default is narrowed to the smallest meta-training class (minus --q_query).")
 for _name, _low in (("n_way", 2), ("k_shot", 1)):
     flags.register_validator(_name, lambda text, low=_low: _is_range(text, low),
                              message=f"expected a number or LOW:HIGH with {_low} <= LOW <= HIGH")
@@ -151,6 +153,7 @@ def train_and_evaluate(setup, episodes, data, bert_config, tokenizer, do_train, 
         model_folder.save_model_info(setup, task)
         if "train" not in arrays:
             raise UserInputError("no meta-training classes: check the class split or --train_file")
+        episodes = fewshot.fit_episode_shapes(episodes, class_rows("train"))
         rows, message = fewshot.keep_classes_with(class_rows("train"), episodes.k_shot[1] + episodes.q_query,
                                                   episodes.n_way[1], labels, "meta-training")
         if message:
@@ -233,7 +236,8 @@ def main(argv):
         eval_q_query=FLAGS.eval_q_query, eval_seed=FLAGS.eval_seed, val_episodes=FLAGS.val_episodes,
         eval_frozen=FLAGS.eval_frozen, baseline=FLAGS.baseline, baseline_episodes=FLAGS.baseline_episodes,
         baseline_steps=FLAGS.baseline_steps, baseline_learning_rate=FLAGS.baseline_learning_rate,
-        adapt=common_flags.adapt_config())
+        adapt=common_flags.adapt_config(), fit_n_way=not FLAGS["n_way"].present,
+        fit_k_shot=not FLAGS["k_shot"].present)
     data = DataConfig(
         data_file=FLAGS.data_file, test_class_ratio=FLAGS.test_class_ratio, val_class_ratio=FLAGS.val_class_ratio,
         split_seed=FLAGS.split_seed, class_split_file=FLAGS.class_split_file, train_file=FLAGS.train_file,

@@ -24,7 +24,6 @@ threads slow down far more than TensorFlow's when other processes share the core
 """
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time

@@ -80,6 +80,33 @@ def keep_classes_with(rows, needed, n_way, labels, purpose):
     return kept, message
 
 
+def fit_episode_shapes(episodes, rows_by_class):
+    """The default way and shot ranges (fit_n_way, fit_k_shot) narrowed to the meta-training classes, so
+    that no class is left out for them: at most as many shots as the smallest class that has room for
+    the fewest shots plus the queries, at most as many classes as have that room. Logged when narrowed."""
+    counts = sorted(len(rows) for rows in rows_by_class.values())
+    usable = [count for count in counts if count >= episodes.k_shot[0] + episodes.q_query]
+    if not usable:
+        return episodes  # keep_classes_with says what is missing
+    fitted = episodes
+    if episodes.fit_k_shot:
+        high = max(episodes.k_shot[0], min(episodes.k_shot[1], usable[0] - episodes.q_query))
+        fitted = dataclasses.replace(fitted, k_shot=(episodes.k_shot[0], high))
+    if episodes.fit_n_way:
+        high = max(episodes.n_way[0], min(episodes.n_way[1], len(usable)))
+        fitted = dataclasses.replace(fitted, n_way=(episodes.n_way[0], high))
+    if (fitted.n_way, fitted.k_shot) != (episodes.n_way, episodes.k_shot):
+        logging.info("training episodes: %s-way %s-shot (the default %s-way %s-shot fitted to %d meta-training "
+                     "classes, the smallest usable with %d examples)", _shown(fitted.n_way), _shown(fitted.k_shot),
+                     _shown(episodes.n_way), _shown(episodes.k_shot), len(usable), usable[0])
+    return fitted
+
+
+def _shown(size_range):
+    low, high = size_range
+    return str(low) if low == high else f"{low}:{high}"
+
+
 def softmax(logits):
     shifted = np.exp(logits - logits.max(-1, keepdims=True))
     return shifted / shifted.sum(-1, keepdims=True)
@@ -104,6 +131,9 @@ class FewShotConfig:
     baseline_steps: int = 30
     baseline_learning_rate: float = 5e-5
     adapt: adaptation.AdaptConfig = dataclasses.field(default_factory=adaptation.AdaptConfig)
+    # n_way / k_shot are the defaults, not a user's choice: fit_episode_shapes narrows them to the data.
+    fit_n_way: bool = False
+    fit_k_shot: bool = False
 
     def __post_init__(self):
         self.n_way, self.k_shot = input_pipeline.as_range(self.n_way), input_pipeline.as_range(self.k_shot)

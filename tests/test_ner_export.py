@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from bert import ner, tagging
+from bert.errors import UserInputError
 from bert.export import tagging_graph
 
 SCHEME_TAGS = {"BIO": "BI", "IOB1": "BI", "BIOES": "BIES", "BMES": "BMES"}
@@ -194,3 +195,8 @@ def test_predict_py_writes_run_ner_predictions(ner_world, tmp_path):
     predict.main([])
     got = [json.loads(line) for line in (tmp_path / "lines.jsonl").read_text(encoding="utf-8").splitlines()]
     assert got == ner_world["predicted"]["en"][:6]
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["predict", f"--saved_model_dir={root / 'exports' / 'en'}", f"--predict_file={lines}",
+                 f"--output_file={tmp_path / 'x.jsonl'}", f"--support_file={lines}"])
+    with pytest.raises(UserInputError, match="--support_file is for few-shot exports"):
+        predict.main([])

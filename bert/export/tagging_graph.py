@@ -18,7 +18,7 @@ bytes that are not UTF-8 are dropped first, as the tokenizer drops them.
 """
 import tensorflow as tf
 
-from bert import ner, tagging
+from bert import ner
 from bert.export.graph_tokenization import _CJK, _PUNCTUATION, _PY_WHITESPACE
 
 tf1 = tf.compat.v1
