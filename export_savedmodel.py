@@ -3,6 +3,7 @@
   python export_savedmodel.py --model_dir=OUT --export_dir=EXPORT              (run_classifier.py output)
   python export_savedmodel.py --model_dir=OUT --export_dir=EXPORT --support_file=SUPPORT.tsv   (run_fewshot.py)
   python export_savedmodel.py --model_dir=OUT --export_dir=EXPORT              (run_ner.py: tags and entities out)
+  python export_savedmodel.py --model_dir=OUT --export_dir=EXPORT              (run_multitask.py: a signature per task)
 
 Reads model_info.json, bert_config.json, the vocab, label_map.json and the checkpoint (OUT/best when
 there is one, else the latest) from OUT -- no training flags repeated -- and writes EXPORT/<version>/

@@ -135,7 +135,7 @@ def train_tasks(setup, specs, pooling, temperature, best_task, do_train, do_eval
     task_data = [load_task(spec, tokenizer, setup.max_seq_length, pooling, recorded.get(spec.name, {}), do_train,
                            do_eval) for spec in specs]
     details = {d.spec.name: {"model_scheme": d.scheme, "data_format": multitask.NER_FORMATS[d.spec.processor]}
-               for d in task_data if d.spec.is_ner}
+               if d.spec.is_ner else {"text_pair": any(e.text_b for e in d.train)} for d in task_data}
     joint = multitask.MultiTask({d.spec.name: d.task for d in task_data}, {s.name: s.loss_weight for s in specs},
                                 details)
     identity = dict(setup.identity(bert_config), task=joint.name,

@@ -28,7 +28,8 @@ def model_fn_builder(task, bert_config, init_checkpoint=None, optimizer_config=N
             compute_type=compute_type)
         outputs = task.build(model, features, mode)
         if init_checkpoint:
-            checkpoint.init_from_checkpoint(init_checkpoint, tf.compat.v1.trainable_variables())
+            checkpoint.init_from_checkpoint(init_checkpoint, tf.compat.v1.trainable_variables(),
+                                            task.init_name_map(init_checkpoint))
 
         if mode == tf.estimator.ModeKeys.TRAIN:
             config = optimizer_config

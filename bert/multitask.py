@@ -33,6 +33,7 @@ NER_FORMATS = {"conll": "conll", "cluener": "cluener", "char_bio": "char_bio", "
                "ner_jsonl": "jsonl"}  # spec processor name -> bert.ner format
 CLASSIFICATION_OPTIONS = ("text_a_column", "text_b_column", "label_column", "has_header", "multi_label",
                           "label_separator", "train_file", "dev_file", "test_file")
+RESERVED = ("serving_default", "tokenize", "predict_ids", "embed")  # signature names of exports
 NER_OPTIONS = ("tag_column", "tag_scheme", "model_scheme", "use_crf", "train_file", "dev_file", "test_file")
 
 
@@ -61,6 +62,8 @@ def parse_specs(text, options_file=None, known_processors=()) -> List[TaskSpec]:
         if not NAME.fullmatch(name):
             raise UserInputError(f"--tasks: task name {name!r} must be a letter then letters, digits or _ "
                                  "(it names the task's variable scope and signature)")
+        if name in RESERVED:
+            raise UserInputError(f"--tasks: {name!r} names a signature of the exported model; choose another name")
         if name in [s.name for s in specs]:
             raise UserInputError(f"--tasks: two tasks are named {name!r}")
         processor = processor.lower()
@@ -189,6 +192,9 @@ class MultiTask(tasks.Task):
 
     def scorer(self):
         return None  # each task is scored by its own scorer (run_multitask.py)
+
+    def init_name_map(self, init_checkpoint):
+        return None  # a multi-task model starts from another one (or from BERT) with the names as they are
 
 
 def train_input_fn_builder(multitask, paths, sizes, batch_size, temperature, seed):

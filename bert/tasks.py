@@ -20,11 +20,14 @@ Adding a task (e.g. multiple choice):
 model_fn.py, estimator.py, input_pipeline.py and the export machinery stay as they are.
 """
 import dataclasses
+import json
+import os
 import time
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from bert import crf, heads, input_pipeline, modeling, ner, squad, tagging
 from bert.errors import UserInputError
@@ -93,6 +96,42 @@ class Task:
     def scorer(self, **options):
         """The Scorer that turns this task's predictions and gold data into its metrics."""
         raise NotImplementedError
+
+    def init_name_map(self, init_checkpoint):
+        """How this task's variables are named in init_checkpoint when it is a run_multitask.py model with
+        exactly one task of this kind and these labels: its head under that task's scope ("<task>/..."),
+        the encoder as it is (graph name -> checkpoint name). None otherwise (names as they are)."""
+        info = multitask_info(init_checkpoint)
+        if info is None:
+            return None
+        entries = [e for e in info.get("tasks") or [] if e.get("task") == self.name
+                   and e.get("labels") == getattr(self, "labels", None)]
+        if len(entries) != 1:
+            logging.warning("%s is a multi-task model without exactly one %s task with these labels: the head "
+                            "starts fresh", init_checkpoint, self.name)
+            return None
+        scope = entries[0]["name"] + "/"
+        logging.info("the %s head starts from task %r of the multi-task model %s", self.name, entries[0]["name"],
+                     init_checkpoint)
+        return lambda name: name if name.startswith("bert/") else scope + name
+
+
+def multitask_info(init_checkpoint):
+    """model_info.json (a dict) of the run_multitask.py folder holding init_checkpoint (the folder, a
+    checkpoint prefix in it or in its best/), or None."""
+    if not init_checkpoint:
+        return None
+    folder = init_checkpoint if os.path.isdir(init_checkpoint) else os.path.dirname(init_checkpoint)
+    for candidate in (folder, os.path.dirname(folder) if os.path.basename(folder) == "best" else None):
+        path = os.path.join(candidate or "", "model_info.json")
+        if candidate and os.path.exists(path):
+            try:
+                with open(path, encoding="utf-8") as reader:
+                    info = json.load(reader)
+            except (OSError, ValueError):
+                return None
+            return info if isinstance(info, dict) and info.get("task") == "multitask" else None
+    return None
 
 
 class Scorer:

@@ -7,7 +7,9 @@ import pytest
 from absl import flags
 
 import run_multitask
-from bert import multitask
+import tensorflow as tf
+
+from bert import input_pipeline, multitask
 from bert.errors import UserInputError
 from conftest import tiny_config
 from test_run_ner import OTHER, PEOPLE, PLACES, conll_sentences, write_conll
@@ -82,6 +84,101 @@ def test_three_tasks_on_one_encoder(world, tmp_path):
     again = json.loads((out / "eval_results.json").read_text())
     assert again["mean"] == pytest.approx(report["mean"])
 
+    # Single-task scripts continue from it: each head is found under its task's scope (a learning rate
+    # too small to move anything, so the figures are the multi-task model's; a fresh head would guess).
+    import run_classifier
+    import run_ner
+    common = dict(bert_config_file=world / "bert_config.json", vocab_file=world / "vocab.txt", init_checkpoint=out,
+                  max_seq_length=16, learning_rate=1e-9, num_train_epochs=0.1, train_batch_size=8,
+                  do_train=True, do_eval=True)
+    FLAGS.unparse_flags()
+    FLAGS(["run_classifier", "--task_name=tsv", f"--data_dir={world / 'sentiment'}",
+           f"--output_dir={tmp_path / 'single'}"] + [f"--{k}={v}" for k, v in common.items()])
+    run_classifier.main([])
+    single = json.loads((tmp_path / "single" / "eval_results.json").read_text())
+    assert single["accuracy"] == pytest.approx(report["sentiment"])
+    FLAGS.unparse_flags()
+    FLAGS(["run_ner", f"--data_dir={world / 'entities'}", "--use_crf", f"--output_dir={tmp_path / 'ner'}"]
+          + [f"--{k}={v}" for k, v in common.items()])
+    run_ner.main([])
+    assert json.loads((tmp_path / "ner" / "eval_results.json").read_text())["f1"] == pytest.approx(report["entities"])
+
+
+CHILD = r"""
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+model = tf.saved_model.load(sys.argv[1])
+texts = json.load(open(sys.argv[2], encoding="utf-8"))
+out = {"signatures": sorted(model.signatures)}
+for name in model.signatures:
+    if name == "tokenize":
+        continue
+    result = model.signatures[name](text_a=tf.constant(texts))
+    out[name] = {k: (v.numpy().tolist() if v.dtype != tf.string else
+                     [[x.decode() for x in row] if v.shape.rank == 2 else row.decode() for row in v.numpy()])
+                 for k, v in result.items()}
+json.dump(out, open(sys.argv[3], "w", encoding="utf-8"))
+"""
+
+
+def test_export_one_signature_per_task(world, tmp_path):
+    """One SavedModel, a signature per task, checked in a fresh process against the Estimator's predictions."""
+    import os
+    import subprocess
+    import sys
+    from bert import estimator, export, model_fn, model_folder, modeling, ner, tagging, tokenization
+    out = tmp_path / "out"
+    run(world, out, do_train=True, num_train_epochs=3)
+    path = export.export_saved_model(str(out), str(tmp_path / "export"))
+    rng = random.Random(7)
+    texts = [" ".join(rng.choice(GOOD + BAD + sum(TOPICS.values(), []) + PEOPLE + PLACES + OTHER)
+                      for _ in range(rng.randint(1, 20))) for _ in range(24)] + ["", "ann met bob in rome"]
+    (tmp_path / "texts.json").write_text(json.dumps(texts))
+    (tmp_path / "child.py").write_text(CHILD)
+    env = dict({k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, TF_CPP_MIN_LOG_LEVEL="3")
+    child = subprocess.run([sys.executable, str(tmp_path / "child.py"), path, str(tmp_path / "texts.json"),
+                            str(tmp_path / "served.json")], cwd=str(tmp_path), env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert child.returncode == 0, child.stderr[-3000:]
+    served = json.loads((tmp_path / "served.json").read_text())
+    assert served["signatures"] == ["entities", "sentiment", "serving_default", "topic"]
+    assert served["serving_default"] == served["sentiment"]
+    size = sum(os.path.getsize(os.path.join(path, "variables", f)) for f in os.listdir(os.path.join(path, "variables")))
+    encoder_bytes = 4 * sum(np.prod(shape) for name, shape in tf.train.list_variables(str(out))
+                            if name.startswith("bert/") and "adam" not in name)
+    assert encoder_bytes < size < 1.5 * encoder_bytes  # one copy of the encoder
+
+    info = model_folder.ModelInfo.from_dir(str(out))
+    tokenizer = tokenization.FullTokenizer(str(world / "vocab.txt"))
+    joint = multitask.MultiTask.from_info(info, tokenizer)
+    bert_config = modeling.BertConfig.from_json_file(str(out / "bert_config.json"))
+    bert = estimator.build_estimator(model_fn.model_fn_builder(joint, bert_config), estimator.RunSettings(str(out)))
+    cache = input_pipeline.FeatureCache(str(tmp_path / "cache"), {})
+    from processors import InputExample
+    for name in ("sentiment", "topic"):
+        feature_path, _ = cache.features(joint.tasks[name], [InputExample(str(i), t, None, None)
+                                                             for i, t in enumerate(texts)], name)
+        predicted = [p[f"{name}/probabilities"] for p in bert.predict(
+            multitask.task_input_fn_builder(joint, name, feature_path, 8, training_features=False))]
+        np.testing.assert_allclose(served[name]["probabilities"], predicted, atol=1e-5)
+    sentences = [ner.Sentence(t, [t[a:b] for a, b in ner.split_words(t)], ner.split_words(t), [], "x") for t in texts]
+    task = joint.tasks["entities"]
+    feature_path, _ = cache.features(task, [tagging.TaggedWords(list(s.words)) for s in sentences], "entities")
+    batches = list(bert.predict(multitask.task_input_fn_builder(joint, "entities", feature_path, 8,
+                                                                training_features=False), yield_single_examples=False))
+    own = [multitask.strip_prefix("entities", b) for b in batches]
+    tags = task.merge([len(s.words) for s in sentences], {k: [r for b in own for r in b[k]] for k in own[0]})
+    found = 0
+    for row, (sentence, sentence_tags) in enumerate(zip(sentences, tags)):
+        expected = [(e.start, e.end, e.type) for e in ner.tags_to_char_entities(sentence, sentence_tags, "BIO")]
+        got = served["entities"]
+        count = got["entity_count"][row]
+        assert list(zip(got["entity_start"][row][:count], got["entity_end"][row][:count],
+                        got["entity_type"][row][:count])) == expected
+        found += count
+    assert found > 5
+
 
 def test_sampling_weights_and_specs(world):
     np.testing.assert_allclose(multitask.sampling_weights([100, 300], 1), [0.25, 0.75])
@@ -106,7 +203,7 @@ def test_sampling_weights_and_specs(world):
 
 def test_batches_hold_one_task_each(world, tmp_path):
     """The training input: every batch is one task's, drawn about as often as the weights say."""
-    from bert import input_pipeline, tasks, tokenization
+    from bert import tasks, tokenization
     tokenizer = tokenization.FullTokenizer(str(world / "vocab.txt"))
     named = {"a": tasks.ClassificationTask(["x", "y"], tokenizer, 8), "b": tasks.ClassificationTask(["u", "v", "w"],
                                                                                                      tokenizer, 8)}

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from bert import adaptation, heads, model_fn, tasks
+from bert import adaptation, heads, model_fn, modeling, multitask, tasks
 from bert.errors import UserInputError
 from bert.export import tagging_graph
 from bert.model_folder import MODEL_INFO_FILE, load_label_map
@@ -291,3 +291,56 @@ class TokenClassificationExporter(TaskExporter):
 
     def label_map(self):
         return {"labels": self.labels, "multi_label": False}
+
+
+class MultiTaskExporter(TaskExporter):
+    """One SavedModel for a run_multitask.py model: one signature per task, named by the task, with that task's
+    own raw-text inputs and outputs (as ClassificationExporter and TokenClassificationExporter give them);
+    serving_default is the first task's. Every signature reads the same encoder variables (one copy)."""
+    task_class = multitask.MultiTask
+
+    def __init__(self, trained, support=None):
+        super().__init__(trained)
+        if support is not None:
+            raise UserInputError("--support_file is for few-shot models; this one is a multi-task model")
+        self.joint = multitask.MultiTask.from_info(self.info)
+        self.entries = {entry["name"]: entry for entry in self.info.extra["tasks"]}
+        self.per_task = {}
+
+    def _predictions(self, name, features):
+        """Task `name`'s head on BertModel over `features`; the encoder's variables are shared by every task."""
+        with tf1.variable_scope(tf1.get_variable_scope(), reuse=tf1.AUTO_REUSE):
+            model = modeling.BertModel(self.trained.config, is_training=False, input_ids=features["input_ids"],
+                                       input_mask=features["input_mask"], token_type_ids=features["segment_ids"])
+            with tf1.variable_scope(name):
+                return self.joint.tasks[name].build(model, features, tf.estimator.ModeKeys.PREDICT).predictions
+
+    def build(self, encoder):
+        pair = any(entry.get("text_pair") for entry in self.entries.values())
+        text_b = tf1.placeholder(tf.string, [None], name="text_b") if pair else None
+        special = [self.trained.special_id(token) for token in ("[CLS]", "[SEP]", "[UNK]")]
+        for name, task in self.joint.tasks.items():
+            entry, inputs = self.entries[name], {"text_a": encoder.text_a}
+            if isinstance(task, tasks.TokenClassificationTask):
+                outputs, _ = tagging_graph.tagging_outputs(
+                    lambda features, name=name: self._predictions(name, features), encoder.tokenizer, encoder.text_a,
+                    tagging_graph.word_split_for(entry.get("data_format")), task.labels,
+                    entry.get("model_scheme", "BIO"), self.info.max_seq_length, task.stride, *special)
+            else:
+                if entry.get("text_pair"):
+                    inputs["text_b"] = text_b
+                features = dict(zip(tasks.Task.encoder_features, encoder.encode(encoder.text_a, inputs.get("text_b"))))
+                predictions = self._predictions(name, features)
+                outputs = {"probabilities": predictions["probabilities"], "label_id": predictions["label_ids"],
+                           "label": label_strings(task.labels, predictions["label_ids"], task.multi_label,
+                                                  task.label_separator)}
+            self.per_task[name] = (inputs, outputs)
+        return self.per_task[next(iter(self.per_task))][1]
+
+    def signatures(self, encoder, outputs):
+        return dict(self.per_task, **{SIGNATURE_TEXT: self.per_task[next(iter(self.per_task))]})
+
+    def label_map(self):
+        first = next(iter(self.joint.tasks.values()))
+        return {"labels": first.labels, "multi_label": bool(getattr(first, "multi_label", False)),
+                "tasks": {name: task.labels for name, task in self.joint.tasks.items()}}
