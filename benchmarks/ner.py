@@ -120,19 +120,19 @@ def split_msra(args):
     return paths["train"], paths["test"]
 
 
-def training_pieces(train_file, data_format, model_dir, max_seq_length, do_lower_case):
-    """Real word pieces ([CLS]/[SEP] included) of every training window, as run_ner.py converts them."""
+def window_pieces(path, data_format, model_dir, max_seq_length, do_lower_case):
+    """Real word pieces ([CLS]/[SEP] included) of every window of a data file, as run_ner.py converts them."""
     from bert import ner, tagging, tasks, tokenization
-    sentences, _ = ner.read_ner_file(train_file, data_format)
+    sentences, _ = ner.read_ner_file(path, data_format)
     tokenizer = tokenization.FullTokenizer(os.path.join(model_dir, "vocab.txt"), do_lower_case=do_lower_case)
     task = tasks.TokenClassificationTask(["O"], tokenizer, max_seq_length)
     return sum(sum(f["input_mask"]) for s in sentences
                for f in task.convert(tagging.TaggedWords(list(s.words)), training=False))
 
 
-def serve(export_dir, eval_file, data_format, batch_size):
+def serve(export_dir, eval_file, data_format, batch_size, pieces):
     """The export's serving_default over the evaluation texts: its entity scores against the gold ones,
-    texts/s and pieces/s over the serving calls."""
+    texts/s and pieces/s (`pieces`: the real word pieces of their windows) over the serving calls."""
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
     from bert import export, ner
@@ -140,13 +140,12 @@ def serve(export_dir, eval_file, data_format, batch_size):
     signature = tf.saved_model.load(export.resolve_saved_model(export_dir)).signatures[export.SIGNATURE_TEXT]
     texts = [s.text for s in sentences]
     signature(text_a=tf.constant(texts[:batch_size]))  # warm-up: the first call builds the function
-    predicted, pieces, seconds = [], 0, 0.0
+    predicted, seconds = [], 0.0
     for start in range(0, len(texts), batch_size):
         batch = tf.constant(texts[start:start + batch_size])
         begin = time.perf_counter()
         out = {name: value.numpy() for name, value in signature(text_a=batch).items()}
         seconds += time.perf_counter() - begin
-        pieces += int(out["piece_count"].sum())
         for row in range(len(out["entity_count"])):
             predicted.append([ner.Entity(int(out["entity_start"][row][k]), int(out["entity_end"][row][k]),
                                          out["entity_type"][row][k].decode("utf-8"))
@@ -188,8 +187,9 @@ def one_run(args, settings, runner, use_crf, train_file, eval_file):
     exported = runner.run(name + " export", os.path.join(REPO, "export_savedmodel.py"),
                           [f"--model_dir={run_dir}", f"--export_dir={fresh_dir(run_dir + '/export')}"],
                           os.path.join(run_dir, "export.log"))
-    served = serve(os.path.join(run_dir, "export"), eval_file, settings["format"], args.serve_batch_size)
-    pieces = training_pieces(train_file, settings["format"], model, args.max_seq_length, do_lower_case)
+    served = serve(os.path.join(run_dir, "export"), eval_file, settings["format"], args.serve_batch_size,
+                   window_pieces(eval_file, settings["format"], model, args.max_seq_length, do_lower_case))
+    pieces = window_pieces(train_file, settings["format"], model, args.max_seq_length, do_lower_case)
     result = dict(name=name, use_crf=use_crf, metrics=metrics, served=served, train_command=train["command"],
                   eval_command=evaluation["command"], export_command=exported["command"],
                   train_wall=train["wall"], train_cpu=train["cpu"], eval_wall=evaluation["wall"],
