@@ -272,13 +272,16 @@ def test_fewshot_matches_run_fewshot_arithmetic(world, name):
         checkpoint = tf.train.latest_checkpoint(str(world["root"] / "fewshot_out"))
         scale = float(tf.train.load_checkpoint(checkpoint).get_tensor("prototypical/cosine_scale"))
         assert scale != 10.0  # trained, so reading the wrong value would show
-    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
-    if distance == "euclidean":
-        distances = ((queries[:, None, :] - prototypes[None, :, :]) ** 2).sum(-1)
-        logits = -distances
-    else:
-        logits = scale * unit(queries) @ unit(prototypes).T
-        distances = 1.0 - logits / scale
+    def expected(prototypes):
+        """(logits, distances) of the queries against `prototypes`, in numpy."""
+        if distance == "euclidean":
+            distances = ((queries[:, None, :] - prototypes[None, :, :]) ** 2).sum(-1)
+            return -distances, distances
+        unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
+        cosine = unit(queries) @ unit(prototypes).T
+        return scale * cosine, 1.0 - cosine
+
+    logits, distances = expected(prototypes)
     for path in ("batch", "single", "ids"):
         np.testing.assert_allclose(served[f"{name}/{path}/probabilities"], fewshot.softmax(logits), atol=1e-5)
         np.testing.assert_allclose(served[f"{name}/{path}/distances"], distances, rtol=1e-5, atol=1e-5)
@@ -298,13 +301,8 @@ def test_fewshot_matches_run_fewshot_arithmetic(world, name):
     request = world["support_requests"]["new"]
     new_classes = list(dict.fromkeys(request["support_label"]))
     support = references["request_support_embed"]
-    prototypes = np.stack([support[np.array(request["support_label"]) == c].mean(0) for c in new_classes])
-    if distance == "euclidean":
-        distances = ((queries[:, None, :] - prototypes[None, :, :]) ** 2).sum(-1)
-        logits = -distances
-    else:
-        logits = scale * unit(queries) @ unit(prototypes).T
-        distances = 1.0 - logits / scale
+    logits, distances = expected(np.stack([support[np.array(request["support_label"]) == c].mean(0)
+                                           for c in new_classes]))
     for path in ("text", "embedding"):
         key = f"{name}/new/{path}"
         assert served[key + "/labels"] == new_classes == ["坏", "好", "topic"]

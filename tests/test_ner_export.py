@@ -95,7 +95,8 @@ def ner_world(tmp_path_factory):
     """A tiny English CoNLL model (CRF, BIO) and a tiny Chinese CLUENER one (softmax, BIOES), trained with
     run_ner.py, exported, run in a fresh process and by run_ner.py --do_predict on the same texts."""
     from bert import export
-    from test_run_ner import HAN_OTHER, HAN_PLACES, PEOPLE, PLACES, OTHER, conll_sentences, run, write_conll
+    from test_run_ner import (HAN_OTHER, HAN_PLACES, OTHER, PEOPLE, PLACES, cluener_records, conll_sentences, run,
+                              write_conll)
     from conftest import tiny_config
 
     root = tmp_path_factory.mktemp("ner_export")
@@ -113,14 +114,7 @@ def ner_world(tmp_path_factory):
     english += [" ".join(rng.choice(PEOPLE + PLACES + OTHER + [",", "."]) for _ in range(rng.randint(1, 12)))
                 for _ in range(24)]
 
-    rng = random.Random(3)
-    records = []
-    for _ in range(80):
-        place = rng.choice(HAN_PLACES)
-        before = "".join(rng.choice(HAN_OTHER) for _ in range(rng.randint(0, 3)))
-        after = "".join(rng.choice(HAN_OTHER) for _ in range(rng.randint(1, 3)))
-        records.append({"text": before + place + after,
-                        "label": {"address": {place: [[len(before), len(before) + len(place) - 1]]}}})
+    records = cluener_records(80, 3)
     (root / "train.json").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records), encoding="utf-8")
     run(root, root / "zh", do_train=True, train_file=root / "train.json", model_scheme="BIOES")
     chinese = [r["text"] for r in records[:12]] + ["我们在北京 ok 上海", "", "北京" * 12 + "去了上海", "AB北京12上海"]

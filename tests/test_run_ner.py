@@ -84,16 +84,22 @@ def test_conll_train_evaluate_predict(tmp_path, model, use_crf):
     assert json.loads((out / "eval_results.json").read_text())["f1"] == pytest.approx(results["f1"])
 
 
-def test_cluener_chinese_characters(tmp_path, model):
-    rng = random.Random(3)
+def cluener_records(count, seed):
+    """CLUENER objects: a place (an "address") between other characters."""
+    rng = random.Random(seed)
     records = []
-    for _ in range(80):
+    for _ in range(count):
         place = rng.choice(HAN_PLACES)
         before = "".join(rng.choice(HAN_OTHER) for _ in range(rng.randint(0, 3)))
         after = "".join(rng.choice(HAN_OTHER) for _ in range(rng.randint(1, 3)))
         start = len(before)
         records.append({"text": before + place + after,
                         "label": {"address": {place: [[start, start + len(place) - 1]]}}})
+    return records
+
+
+def test_cluener_chinese_characters(tmp_path, model):
+    records = cluener_records(80, 3)
     for name, part in (("train", records[:60]), ("dev", records[60:])):
         (tmp_path / f"{name}.json").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in part),
                                                encoding="utf-8")

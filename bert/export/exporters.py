@@ -251,6 +251,13 @@ class FewShotExporter(TaskExporter):
         return {"support.tsv": "\n".join(lines) + "\n"}
 
 
+def ner_outputs(trained, encoder, task, data_format, scheme, predict):
+    """An NER task's serving outputs and window features on encoder.text_a (tagging_graph); predict:
+    window features -> the task head's predictions."""
+    return tagging_graph.tagging_outputs(
+        predict, encoder.tokenizer, encoder.text_a, tagging_graph.word_split_for(data_format), task.labels, scheme,
+        trained.info.max_seq_length, task.stride, *(trained.special_id(t) for t in ("[CLS]", "[SEP]", "[UNK]")))
+
 
 class TokenClassificationExporter(TaskExporter):
     """NER: raw text in; per word its tag and character span, and the entities, decoded in the graph
@@ -271,17 +278,13 @@ class TokenClassificationExporter(TaskExporter):
         if support is not None:
             raise UserInputError("--support_file is for few-shot models; this one tags entities")
         self.labels, _ = load_label_map(trained.model_dir)
-        self.scheme = self.info.extra.get("model_scheme", "BIO")
-        self.split = tagging_graph.word_split_for(self.info.extra.get("data_format"))
 
     def model_task(self):
         return self.task_class.from_info(self.info, labels=self.labels)
 
     def build(self, encoder):
-        task = self.model_task()
-        outputs, self.windows = tagging_graph.tagging_outputs(
-            self.predictions, encoder.tokenizer, encoder.text_a, self.split, self.labels, self.scheme,
-            self.info.max_seq_length, task.stride, *(self.trained.special_id(t) for t in ("[CLS]", "[SEP]", "[UNK]")))
+        outputs, self.windows = ner_outputs(self.trained, encoder, self.model_task(), self.info.extra.get("data_format"),
+                                            self.info.extra.get("model_scheme", "BIO"), self.predictions)
         return outputs
 
     def signatures(self, encoder, outputs):
@@ -318,14 +321,12 @@ class MultiTaskExporter(TaskExporter):
     def build(self, encoder):
         pair = any(entry.get("text_pair") for entry in self.entries.values())
         text_b = tf1.placeholder(tf.string, [None], name="text_b") if pair else None
-        special = [self.trained.special_id(token) for token in ("[CLS]", "[SEP]", "[UNK]")]
         for name, task in self.joint.tasks.items():
             entry, inputs = self.entries[name], {"text_a": encoder.text_a}
             if isinstance(task, tasks.TokenClassificationTask):
-                outputs, _ = tagging_graph.tagging_outputs(
-                    lambda features, name=name: self._predictions(name, features), encoder.tokenizer, encoder.text_a,
-                    tagging_graph.word_split_for(entry.get("data_format")), task.labels,
-                    entry.get("model_scheme", "BIO"), self.info.max_seq_length, task.stride, *special)
+                outputs, _ = ner_outputs(self.trained, encoder, task, entry.get("data_format"),
+                                         entry.get("model_scheme", "BIO"),
+                                         lambda features, name=name: self._predictions(name, features))
             else:
                 if entry.get("text_pair"):
                     inputs["text_b"] = text_b
