@@ -9,7 +9,6 @@ import re
 import resource
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -189,29 +188,3 @@ def markdown_table(header, rows, align=None):
     lines = ["| " + " | ".join(map(str, header)) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def measure(call, batches_1, batches_n, warmup):
-    """Latency of call(batch) one call at a time over batches_1 (after `warmup` untimed calls), and texts/s
-    over batches_n (batches are {"text_a": [...]}). Returns {p50_ms, p99_ms, texts_per_s, calls, batch_calls,
-    other_cores}."""
-    import numpy as np
-
-    for batch in batches_1[:warmup]:
-        call(batch)
-    start = cpu_snapshot()
-    latencies = []
-    for batch in batches_1:
-        t = time.perf_counter()
-        call(batch)
-        latencies.append(time.perf_counter() - t)
-    for batch in batches_n[:max(warmup // 5, 1)]:
-        call(batch)
-    t = time.perf_counter()
-    for batch in batches_n:
-        call(batch)
-    seconds = time.perf_counter() - t
-    end = cpu_snapshot()
-    return {"p50_ms": 1000 * statistics.median(latencies), "p99_ms": 1000 * float(np.percentile(latencies, 99)),
-            "texts_per_s": sum(len(b["text_a"]) for b in batches_n) / seconds, "calls": len(latencies),
-            "batch_calls": len(batches_n), "other_cores": other_cores(start, end)}

@@ -10,8 +10,9 @@ model.ckpt-0) and exported once per class count with that count's support set ba
 (export_savedmodel's code, in process). Texts: CLINC150 (../shared/data/clinc150/data_full.json): the
 first C intents in sorted order, their first 5 training utterances as the support set; queries are test
 utterances of those intents. Every call goes through the SavedModel's signature in this process, tokenization
-in the graph included. Batch 1: p50 / p99 latency over --requests sequential calls after --warmup; batch 32:
-texts/s over --batches calls. The text-in rows embed the C x 5 support texts in every request (that is
+in the graph included. Batch 1: p50 / p99 latency over --requests calls after --warmup; batch 32: texts/s over
+--batches calls. The three signatures take turns call by call, so a change in the machine's load (it is
+shared) falls on all three alike. The text-in rows embed the C x 5 support texts in every request (that is
 what they cost); the embedding-in rows send embeddings computed once beforehand with `embed` (not timed).
 Before timing, the three signatures are checked to give the same probabilities for the same support set.
 """
@@ -20,9 +21,10 @@ import json
 import os
 import sys
 import tempfile
+import time
 
 import bench_common
-from bench_common import SHARED_DATA, measure
+from bench_common import SHARED_DATA, cpu_snapshot, other_cores
 
 REPO = bench_common.REPO
 sys.path.insert(0, REPO)
@@ -37,7 +39,7 @@ def parse_args():
     parser.add_argument("--seq_length", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--requests", type=int, default=60, help="timed batch-1 calls per row")
+    parser.add_argument("--requests", type=int, default=40, help="timed batch-1 calls per row")
     parser.add_argument("--batches", type=int, default=8, help="timed batch-32 calls per row")
     parser.add_argument("--output", default=os.path.join(REPO, "output", "bench-fewshot-serving.md"))
     return parser.parse_args()
@@ -58,6 +60,32 @@ def frozen_folder(folder, model_dir, seq_length):
                 do_lower_case=True, max_seq_length=seq_length, pooling="mean", distance="cosine")
     with open(os.path.join(folder, "model_info.json"), "w", encoding="utf-8") as writer:
         json.dump(info, writer, indent=2)
+
+
+def measure_in_turns(calls, one, many, warmup):
+    """{name: {p50_ms, p99_ms, texts_per_s, other_cores}} for calls {name: call(batch)} taking turns: batch-1
+    latencies over `one` (after `warmup` untimed rounds), then texts/s over the batches of `many`."""
+    import numpy as np
+    for batch in one[:warmup]:
+        for call in calls.values():
+            call(batch)
+    start = cpu_snapshot()
+    latencies, seconds = {name: [] for name in calls}, {name: 0.0 for name in calls}
+    for batch in one[warmup:]:
+        for name, call in calls.items():
+            begin = time.perf_counter()
+            call(batch)
+            latencies[name].append(time.perf_counter() - begin)
+    for batch in many:
+        for name, call in calls.items():
+            begin = time.perf_counter()
+            call(batch)
+            seconds[name] += time.perf_counter() - begin
+    busy = other_cores(start, cpu_snapshot())
+    texts = sum(len(batch["text_a"]) for batch in many)
+    return {name: {"p50_ms": 1000 * float(np.median(latencies[name])), "p99_ms": 1000 * float(
+        np.percentile(latencies[name], 99)), "texts_per_s": texts / seconds[name], "other_cores": busy}
+            for name in calls}
 
 
 def main():
@@ -105,9 +133,8 @@ def main():
                 checks.append(float(np.abs(out["probabilities"].numpy() - baked[:, order]).max()))
             one = [{"text_a": [queries[i % len(queries)]]} for i in range(args.requests + args.warmup)]
             many = [{"text_a": [queries[(i * args.batch_size + j) % len(queries)] for j in range(args.batch_size)]}
-                    for i in range(args.batches + 1)]
-            for name, call in calls.items():
-                figures = measure(call, one, many, args.warmup)
+                    for i in range(args.batches)]
+            for name, figures in measure_in_turns(calls, one, many, args.warmup).items():
                 rows.append((count, name, figures))
                 print(f"{count} classes, {name}: p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, "
                       f"{figures['texts_per_s']:.1f} texts/s at batch {args.batch_size} (other processes: "

@@ -24,12 +24,13 @@ threads slow down far more than TensorFlow's when other processes share the core
 """
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
 
 import bench_common
-from bench_common import measure
+from bench_common import cpu_snapshot, other_cores
 
 REPO = bench_common.REPO
 sys.path.insert(0, REPO)
@@ -73,6 +74,28 @@ from processors import InputExample  # noqa: E402
 
 
 # --- timing -----------------------------------------------------------------------------------
+
+
+def measure(call, batches_1, batches_n, warmup):
+    """call(batch) -> None, timed one call at a time. Returns {p50_ms, p99_ms, texts_per_s, other_cores}."""
+    for batch in batches_1[:warmup]:
+        call(batch)
+    start = cpu_snapshot()
+    latencies = []
+    for batch in batches_1:
+        t = time.perf_counter()
+        call(batch)
+        latencies.append(time.perf_counter() - t)
+    for batch in batches_n[:max(warmup // 5, 1)]:
+        call(batch)
+    t = time.perf_counter()
+    for batch in batches_n:
+        call(batch)
+    seconds = time.perf_counter() - t
+    end = cpu_snapshot()
+    return {"p50_ms": 1000 * statistics.median(latencies), "p99_ms": 1000 * float(np.percentile(latencies, 99)),
+            "texts_per_s": sum(len(b["text_a"]) for b in batches_n) / seconds, "calls": len(latencies),
+            "batch_calls": len(batches_n), "other_cores": other_cores(start, end)}
 
 
 # --- the model --------------------------------------------------------------------------------

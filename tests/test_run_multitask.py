@@ -242,3 +242,13 @@ def test_bad_inputs(world, tmp_path):
         run(world, out, do_train=True, tasks=f"sentiment:tsv:{other}", task_options=None, num_train_epochs=1)
     with pytest.raises(UserInputError, match="no task"):
         run(world, out, do_eval=True, tasks=f"topic:jsonl:{world / 'topic'}", task_options=None)
+
+
+def test_best_checkpoint_by_a_task(world, tmp_path):
+    out = tmp_path / "out"
+    run(world, out, do_train=True, do_eval=True, tasks=f"sentiment:tsv:{world / 'sentiment'},"
+        f"entities:conll:{world / 'entities'}", task_options=None, num_train_epochs=2, eval_every_steps=6,
+        best_task="entities")
+    best = json.loads((out / "best" / "best_eval.json").read_text())
+    report = json.loads((out / "eval_results.json").read_text())
+    assert best["metric"] == "dev entities" and best["value"] == pytest.approx(report["entities"])
