@@ -62,6 +62,9 @@ def load_task(spec, tokenizer, max_seq_length, pooling, recorded, do_train, do_e
         train = tagged("train")[1] if do_train else []
         dev_path, dev = tagged("dev") if do_eval else ("", [])
         labels = tagging.tag_list(e.tags for e in train) if do_train else recorded["labels"]
+        unknown = sorted({t for e in dev for t in e.tags} - set(labels))
+        if unknown:
+            logging.warning("%s: tags the training data never had (counted as misses): %s", dev_path, unknown[:10])
         use_crf = options.get("use_crf", False) if do_train else recorded.get("use_crf", False)
         task = tasks.TokenClassificationTask(labels, tokenizer, max_seq_length, use_crf,
                                              None if do_train else recorded.get("stride"))
@@ -88,14 +91,16 @@ def load_task(spec, tokenizer, max_seq_length, pooling, recorded, do_train, do_e
 def score_task(bert_estimator, joint, data, cache, setup, checkpoint=None):
     """One task's report from the multi-task model, by the task's own scorer."""
     name, task = data.spec.name, data.task
-    path, _ = cache.features(task, data.dev, f"{name}-dev", training=True)
-    input_fn = multitask.task_input_fn_builder(joint, name, path, setup.predict_batch_size)
-    if isinstance(task, tasks.TokenClassificationTask):
+    if isinstance(task, tasks.TokenClassificationTask):  # tagged without the gold tags (they may hold new ones)
+        path, _ = cache.features(task, [tagging.TaggedWords(e.words) for e in data.dev], f"{name}-dev")
+        input_fn = multitask.task_input_fn_builder(joint, name, path, setup.predict_batch_size, training_features=False)
         batches = list(bert_estimator.predict(input_fn, checkpoint_path=checkpoint, yield_single_examples=False))
         own = [multitask.strip_prefix(name, batch) for batch in batches]
         merged = {key: [row for batch in own for row in batch[key]] for key in own[0]}
         predicted = task.merge([len(e.words) for e in data.dev], merged)
         return task.scorer(data.scheme).score([e.tags for e in data.dev], predicted)
+    path, _ = cache.features(task, data.dev, f"{name}-dev", training=True)
+    input_fn = multitask.task_input_fn_builder(joint, name, path, setup.predict_batch_size)
     result = bert_estimator.evaluate(input_fn, checkpoint_path=checkpoint, name=name)
     return task.scorer().score(multitask.strip_prefix(name, result))
 

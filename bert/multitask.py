@@ -120,6 +120,7 @@ class MultiTask(tasks.Task):
     """Tasks (name -> tasks.Task, in order) sharing the encoder; see the module docstring."""
 
     name = "multitask"
+    many_features = True  # convert gives a list (an NER task's sentence can be several windows)
 
     def __init__(self, named_tasks: Dict[str, tasks.Task], loss_weights: Optional[Dict[str, float]] = None,
                  details: Optional[Dict[str, dict]] = None):
@@ -142,6 +143,24 @@ class MultiTask(tasks.Task):
 
     def cache_key(self, training=False):
         return {"task": self.name, "tasks": {name: task.cache_key(training) for name, task in self.tasks.items()}}
+
+    def convert(self, example, training=False):
+        """(task name, that task's example) -> this task's feature dicts: zeros for the other tasks' features,
+        0 for a task's example_index (the feature cache adds it). Training converts and caches each task with
+        its own convert instead and adds the rest in the graph (as_multitask), to the same effect."""
+        name, own = example
+        task = self.tasks[name]
+        converted = task.convert(own, training)
+        rows = []
+        for features in (converted if task.many_features else [converted]):
+            row = {k: features[k] for k in self.encoder_features}
+            row["task_id"] = list(self.tasks).index(name)
+            for other in self.tasks:
+                for key, shape in self.own_shapes(other, training).items():
+                    zero = [0] * int(np.prod(shape)) if shape else 0
+                    row[f"{other}/{key}"] = features.get(key, zero) if other == name else zero
+            rows.append(row)
+        return rows
 
     def as_multitask(self, name, features, training):
         """A batch of task `name`'s own features -> this task's features (the others' zeros, task_id)."""

@@ -42,7 +42,7 @@ def world(tmp_path_factory):
     entities = root / "entities"
     entities.mkdir()
     write_conll(entities / "train.txt", conll_sentences(80, 0))
-    write_conll(entities / "dev.txt", conll_sentences(30, 1))
+    write_conll(entities / "dev.txt", conll_sentences(30, 1) + [[("met", "O"), ("xyz", "B-ORG")]])  # a new tag
     (root / "options.json").write_text(json.dumps({"topic": {"text_a_column": "sentence"},
                                                    "entities": {"use_crf": True, "loss_weight": 2}}))
     return root
@@ -62,10 +62,10 @@ def run(world, out, **overrides):
 
 @pytest.fixture(scope="module")
 def trained(world, tmp_path_factory):
-    """The three tasks trained together (130 steps), validated at step 100 and at the end, the best checkpoint
-    by the entities' F1."""
+    """The three tasks trained together (130 steps), validated at the end (--eval_every_steps above the steps),
+    the best checkpoint kept by the entities' F1."""
     out = tmp_path_factory.mktemp("trained") / "out"
-    run(world, out, do_train=True, do_eval=True, eval_every_steps=100, best_task="entities")
+    run(world, out, do_train=True, do_eval=True, eval_every_steps=200, best_task="entities")
     return out
 
 
@@ -78,7 +78,7 @@ def test_three_tasks_on_one_encoder(world, trained, tmp_path):
     assert report["sentiment"] == report["tasks"]["sentiment"]["accuracy"] > 0.9
     assert report["topic"] == report["tasks"]["topic"]["accuracy"] > 0.9
     assert report["entities"] == report["tasks"]["entities"]["f1"] > 0.8
-    assert set(report["tasks"]["entities"]["per_type"]) == {"PER", "LOC"}
+    assert set(report["tasks"]["entities"]["per_type"]) == {"PER", "LOC", "ORG"}  # ORG: only in dev, a miss
     assert report["mean"] == pytest.approx(np.mean([report[t] for t in ("sentiment", "topic", "entities")]))
     info = json.loads((out / "model_info.json").read_text())
     assert [t["name"] for t in info["tasks"]] == ["sentiment", "topic", "entities"]
@@ -236,6 +236,12 @@ def test_batches_hold_one_task_each(world, tmp_path):
         other = "b" if ids[0] == 0 else "a"
         assert not batch[f"{other}/label_ids"].numpy().any()
     assert 0.18 < counts[0] / 400 < 0.32
+    # MultiTask.convert gives what the pipeline builds from the task's own features.
+    example = InputExample("0", "fine song", None, "w")
+    row = joint.convert(("b", example))[0]
+    own = {k: tf.constant([v]) for k, v in named["b"].convert(example).items()}
+    built = {k: v.numpy()[0].tolist() for k, v in joint.as_multitask("b", own, True).items()}
+    assert row == built and row["task_id"] == 1 and row["b/label_ids"] == 2 and row["a/label_ids"] == 0
 
 
 def test_bad_inputs(world, tmp_path):

@@ -22,7 +22,7 @@ def test_every_registered_task_implements_the_whole_interface(name):
 
 
 def test_registries_use_the_task_name_written_once():
-    assert set(tasks.TASKS) == {"classification", "fewshot", "squad", "pretraining", "ner"}
+    assert set(tasks.TASKS) == {"classification", "fewshot", "squad", "pretraining", "ner", "multitask"}
     for name, exporter in export.EXPORTERS.items():
         assert tasks.TASKS[name] is exporter.task_class
     with pytest.raises(ValueError, match="taken"):
