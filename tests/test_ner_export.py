@@ -106,7 +106,7 @@ def ner_world(tmp_path_factory):
     tiny_config(vocab_size=len(vocab)).to_json_file(str(root / "bert_config.json"))
 
     write_conll(root / "train.txt", conll_sentences(120, 0))
-    run(root, root / "en", do_train=True, train_file=root / "train.txt", use_crf=True)
+    run(root, root / "en", do_train=True, train_file=root / "train.txt", use_crf=True, num_train_epochs=6)
     rng = random.Random(4)
     english = ["ann met bob in rome", "", "   ", "eve, bob and ann saw paris.", "ANN met\tbob\u00a0in  paris today",
                " ".join(rng.choice(PEOPLE + PLACES + OTHER) for _ in range(40)),  # windows at max_seq_length 16
@@ -116,7 +116,7 @@ def ner_world(tmp_path_factory):
 
     records = cluener_records(80, 3)
     (root / "train.json").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records), encoding="utf-8")
-    run(root, root / "zh", do_train=True, train_file=root / "train.json", model_scheme="BIOES")
+    run(root, root / "zh", do_train=True, train_file=root / "train.json", model_scheme="BIOES", num_train_epochs=6)
     chinese = [r["text"] for r in records[:12]] + ["我们在北京 ok 上海", "", "北京" * 12 + "去了上海", "AB北京12上海"]
 
     texts = {"en": english, "zh": chinese}
