@@ -61,6 +61,8 @@ def load_task(spec, tokenizer, max_seq_length, pooling, recorded, do_train, do_e
 
         train = tagged("train")[1] if do_train else []
         dev_path, dev = tagged("dev") if do_eval else ("", [])
+        if do_eval and not dev:
+            raise UserInputError(f"task {spec.name}: {dev_path} has no sentences to evaluate on")
         labels = tagging.tag_list(e.tags for e in train) if do_train else recorded["labels"]
         unknown = sorted({t for e in dev for t in e.tags} - set(labels))
         if unknown:
@@ -82,6 +84,8 @@ def load_task(spec, tokenizer, max_seq_length, pooling, recorded, do_train, do_e
     multi_label = options.get("multi_label", False)
     labels = processors.labels_from_examples(train) if do_train else recorded["labels"]
     dev = processor.get_dev_examples(spec.data_dir) if do_eval else []
+    if do_eval and not dev:
+        raise UserInputError(f"task {spec.name}: no evaluation examples in {spec.data_dir}")
     processors.check_labels(train + dev, labels)
     task = tasks.ClassificationTask(labels, tokenizer, max_seq_length, multi_label=multi_label, pooling=pooling,
                                     label_separator=options.get("label_separator", ","))

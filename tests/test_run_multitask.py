@@ -250,6 +250,10 @@ def test_bad_inputs(world, tmp_path):
     (empty / "train.tsv").write_text("label\ttext_a\n")
     with pytest.raises(UserInputError, match="no training examples|no labels"):
         run(world, tmp_path / "o1", do_train=True, tasks=f"s:tsv:{empty}", task_options=None)
+    (empty / "train.tsv").write_text("label\ttext_a\npos\tfine\nneg\tawful\n")
+    (empty / "dev.tsv").write_text("label\ttext_a\n")
+    with pytest.raises(UserInputError, match="no evaluation examples"):
+        run(world, tmp_path / "o1b", do_train=True, do_eval=True, tasks=f"s:tsv:{empty}", task_options=None)
     with pytest.raises(UserInputError, match="--best_task=zzz"):
         run(world, tmp_path / "o2", do_train=True, best_task="zzz")
     out = tmp_path / "o3"
