@@ -7,7 +7,7 @@
 
 --tasks: name:processor:data_dir, comma-separated. Classification processors are the registered ones
 (tsv, csv, jsonl, mrpc, ...: train/dev files in data_dir as run_classifier.py reads them); NER formats are
-conll, cluener, char_bio, sentences_tags and ner_jsonl (train/dev files with the format's extension).
+conll, cluener, char_bio and ner_jsonl (train/dev files with the format's extension).
 --task_options: a JSON file {task name: {option: value}}: text_a_column, text_b_column, label_column,
 has_header, multi_label, label_separator (classification); tag_column, tag_scheme, model_scheme, use_crf
 (NER); train_file, dev_file; loss_weight (default 1).

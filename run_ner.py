@@ -36,7 +36,6 @@ flags.DEFINE_bool("use_crf", False, "A linear-chain CRF over the words instead o
 flags.DEFINE_integer("window_stride", None, "Pieces between the starts of a long sentence's windows "
                      "(default: half of max_seq_length).", lower_bound=1)
 
-DATA_FILES = {"conll": ["{}.txt"], "char_bio": ["{}.txt"], "cluener": ["{}.json"], "jsonl": ["{}.jsonl", "{}.json"]}
 
 
 
@@ -60,11 +59,12 @@ class NerConfig:
         explicit = {"train": self.train_file, "dev": self.eval_file, "test": self.predict_file}[part]
         if explicit or not self.data_dir:
             return explicit
-        if self.data_format and self.data_format not in DATA_FILES:
+        if self.data_format and self.data_format not in ner.DATA_EXTENSIONS:
             raise UserInputError(f"--data_format={self.data_format}: give the files (--train_file, --eval_file, "
                                  "--predict_file), not --data_dir")
-        patterns = DATA_FILES[self.data_format] if self.data_format else sorted(set(sum(DATA_FILES.values(), [])))
-        names = [pattern.format(part) for pattern in patterns]
+        extensions = ner.DATA_EXTENSIONS[self.data_format] if self.data_format else sorted(
+            set(sum(ner.DATA_EXTENSIONS.values(), [])))
+        names = [part + extension for extension in extensions]
         for name in names:
             if os.path.exists(os.path.join(self.data_dir, name)):
                 return os.path.join(self.data_dir, name)

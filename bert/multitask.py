@@ -4,8 +4,9 @@ own variable scope, and training batches drawn one task at a time.
 Tasks are named by a spec a user writes by hand, `name:processor:data_dir` joined by commas, e.g.
 `sentiment:tsv:DATA/sent,topic:jsonl:DATA/topic,entities:cluener:DATA/ner`: the processor is a
 registered classification processor (tsv, csv, jsonl, mrpc, ...) or an NER format (conll, cluener,
-char_bio, sentences_tags, or ner_jsonl for bert.ner's JSONL); per-task options (columns, multi-label, the
-tag column and schemes, a CRF, a loss weight) come from an optional JSON file {task name: {option: value}}.
+char_bio, or ner_jsonl for bert.ner's JSONL; MSRA's sentences.txt + tags.txt pairs do not fit a data
+folder); per-task options (columns, multi-label, the tag column and schemes, a CRF, a loss weight) come
+from an optional JSON file {task name: {option: value}}.
 
 `MultiTask` is a tasks.Task, so the shared model_fn trains it as any other: its features are the encoder
 inputs, `task_id`, and every task's own features under "<task name>/<feature>" (zeros in other tasks'
@@ -15,7 +16,6 @@ interleaves the per-task cached TFRecord datasets: each step one task's batch, t
 probability proportional to size ** temperature (1: by size, 0: uniform), seeded.
 """
 import dataclasses
-import json
 import os
 import re
 from typing import Dict, List, Optional
@@ -23,14 +23,14 @@ from typing import Dict, List, Optional
 import numpy as np
 import tensorflow as tf
 
-from bert import input_pipeline, ner, tasks
+from bert import files, input_pipeline, ner, tasks
 from bert.errors import UserInputError
 
 tf1 = tf.compat.v1
 
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
-NER_FORMATS = {"conll": "conll", "cluener": "cluener", "char_bio": "char_bio", "sentences_tags": "sentences_tags",
-               "ner_jsonl": "jsonl"}  # spec processor name -> bert.ner format
+# spec processor name -> bert.ner format
+NER_FORMATS = {"conll": "conll", "cluener": "cluener", "char_bio": "char_bio", "ner_jsonl": "jsonl"}
 CLASSIFICATION_OPTIONS = ("text_a_column", "text_b_column", "label_column", "has_header", "multi_label",
                           "label_separator", "train_file", "dev_file", "test_file")
 RESERVED = ("serving_default", "tokenize", "predict_ids", "embed")  # signature names of exports
@@ -94,14 +94,8 @@ def parse_specs(text, options_file=None, known_processors=()) -> List[TaskSpec]:
 
 
 def _read_options(path):
-    try:
-        with open(path, encoding="utf-8") as reader:
-            value = json.load(reader)
-    except OSError as error:
-        raise UserInputError(f"{path}: cannot be read ({error.strerror or error})") from None
-    except json.JSONDecodeError as error:
-        raise UserInputError(f"{path}:{error.lineno}: invalid JSON: {error.msg}") from None
-    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+    value = files.read_json(path, "task options file", expect=dict)
+    if not all(isinstance(v, dict) for v in value.values()):
         raise UserInputError(f"{path}: expected an object {{task name: {{option: value}}}}")
     return value
 
@@ -282,15 +276,10 @@ def data_path(spec, part, extension_options):
                          f"{' or '.join(extension_options)} (set \"{part}_file\" in the task options)")
 
 
-def ner_extensions(data_format):
-    return {"conll": [".txt"], "char_bio": [".txt"], "cluener": [".json"], "jsonl": [".jsonl", ".json"],
-            "sentences_tags": [".txt"]}[data_format]
-
-
 def read_ner(spec, part):
     """An NER task's sentences of `part`, in its own format."""
     data_format = NER_FORMATS[spec.processor]
-    path = data_path(spec, part, ner_extensions(data_format))
+    path = data_path(spec, part, ner.DATA_EXTENSIONS[data_format])
     sentences, _ = ner.read_ner_file(path, data_format, spec.options.get("tag_column", -1),
                                      spec.options.get("tag_scheme", "BIO"))
     return path, sentences

@@ -32,6 +32,8 @@ from bert.errors import UserInputError
 
 SCHEMES = ("BIO", "IOB1", "BIOES", "BMES")
 FORMATS = ("conll", "cluener", "char_bio", "sentences_tags", "jsonl")
+# The extensions of a format's train/dev/test files in a data folder (sentences_tags comes as file pairs).
+DATA_EXTENSIONS = {"conll": [".txt"], "char_bio": [".txt"], "cluener": [".json"], "jsonl": [".jsonl", ".json"]}
 
 WordEntity = Tuple[str, int, int]  # (type, first word, last word inclusive)
 
