@@ -1,4 +1,4 @@
-"""run_multitask.py on a tiny model: two classification tasks and an NER task on one encoder."""
+"""run_multitask.py on a tiny model: a sentence, a sentence-pair and an NER task on one encoder."""
 import json
 import random
 
@@ -36,15 +36,18 @@ def world(tmp_path_factory):
     topic = root / "topic"
     topic.mkdir()
     for part, count in (("train", 40), ("dev", 10)):
-        lines = [json.dumps({"sentence": " ".join([rng.choice(words)] + rng.sample(OTHER, 2)), "label": label})
+        # A sentence pair whose label is read from the second text only.
+        lines = [json.dumps({"sentence": " ".join(rng.sample(OTHER, 2)),
+                             "context": " ".join([rng.choice(words)] + rng.sample(OTHER, 2)), "label": label})
                  for label, words in TOPICS.items() for _ in range(count)]
         (topic / f"{part}.jsonl").write_text("\n".join(lines) + "\n")
     entities = root / "entities"
     entities.mkdir()
     write_conll(entities / "train.txt", conll_sentences(80, 0))
     write_conll(entities / "dev.txt", conll_sentences(30, 1) + [[("met", "O"), ("xyz", "B-ORG")]])  # a new tag
-    (root / "options.json").write_text(json.dumps({"topic": {"text_a_column": "sentence"},
-                                                   "entities": {"use_crf": True, "loss_weight": 2}}))
+    options = {"topic": {"text_a_column": "sentence", "text_b_column": "context"},
+               "entities": {"use_crf": True, "loss_weight": 2}}
+    (root / "options.json").write_text(json.dumps(options))
     return root
 
 
@@ -121,12 +124,15 @@ import json, sys
 import tensorflow as tf
 import tensorflow_text  # noqa: F401
 model = tf.saved_model.load(sys.argv[1])
-texts = json.load(open(sys.argv[2], encoding="utf-8"))
+texts, seconds = json.load(open(sys.argv[2], encoding="utf-8"))
 out = {"signatures": sorted(model.signatures)}
-for name in model.signatures:
+for name, signature in model.signatures.items():
     if name == "tokenize":
         continue
-    result = model.signatures[name](text_a=tf.constant(texts))
+    inputs = {"text_a": tf.constant(texts)}
+    if "text_b" in signature.structured_input_signature[1]:
+        inputs["text_b"] = tf.constant(seconds)
+    result = signature(**inputs)
     out[name] = {k: (v.numpy().tolist() if v.dtype != tf.string else
                      [[x.decode() for x in row] if v.shape.rank == 2 else row.decode() for row in v.numpy()])
                  for k, v in result.items()}
@@ -145,7 +151,8 @@ def test_export_one_signature_per_task(world, trained, tmp_path):
     rng = random.Random(7)
     texts = [" ".join(rng.choice(GOOD + BAD + sum(TOPICS.values(), []) + PEOPLE + PLACES + OTHER)
                       for _ in range(rng.randint(1, 20))) for _ in range(24)] + ["", "ann met bob in rome"]
-    (tmp_path / "texts.json").write_text(json.dumps(texts))
+    seconds = texts[::-1]  # the topic task's second texts
+    (tmp_path / "texts.json").write_text(json.dumps([texts, seconds]))
     (tmp_path / "child.py").write_text(CHILD)
     env = dict({k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, TF_CPP_MIN_LOG_LEVEL="3")
     child = subprocess.run([sys.executable, str(tmp_path / "child.py"), path, str(tmp_path / "texts.json"),
@@ -168,9 +175,9 @@ def test_export_one_signature_per_task(world, trained, tmp_path):
     checkpoint = model_folder.find_checkpoint(str(out))  # what the export exported
     cache = input_pipeline.FeatureCache(str(tmp_path / "cache"), {})
     from processors import InputExample
-    for name in ("sentiment", "topic"):
-        feature_path, _ = cache.features(joint.tasks[name], [InputExample(str(i), t, None, None)
-                                                             for i, t in enumerate(texts)], name)
+    for name, second in (("sentiment", [None] * len(texts)), ("topic", seconds)):
+        feature_path, _ = cache.features(joint.tasks[name], [InputExample(str(i), t, b, None)
+                                                             for i, (t, b) in enumerate(zip(texts, second))], name)
         predicted = [p[f"{name}/probabilities"] for p in bert.predict(
             multitask.task_input_fn_builder(joint, name, feature_path, 8, training_features=False),
             checkpoint_path=checkpoint)]
