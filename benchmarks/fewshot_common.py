@@ -48,7 +48,7 @@ def add_run_flags(parser, max_seq_length, k_shot, q_query, train_episodes, learn
                         help="a prototype distance of bert/heads.py's DISTANCES (run_fewshot.py refuses others)")
     parser.add_argument("--pooling", default="mean")
     parser.add_argument("--max_seq_length", type=int, default=max_seq_length)
-    parser.add_argument("--n_way", default="5", help="a number or a range LOW:HIGH (run_fewshot.py)")
+    parser.add_argument("--n_way", default="5:10", help="a number or a range LOW:HIGH (run_fewshot.py)")
     parser.add_argument("--k_shot", default=str(k_shot), help="a number or a range LOW:HIGH (run_fewshot.py)")
     parser.add_argument("--q_query", type=int, default=q_query)
     parser.add_argument("--train_episodes", type=int, default=train_episodes)
