@@ -42,6 +42,8 @@ def parse_args():
     parser.add_argument("--learning_rate", type=float, default=1e-4)
     parser.add_argument("--num_train_epochs", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--entities_loss_weight", type=float, default=1.0,
+                        help="run_multitask.py's loss_weight of the entities task (2 measured: see the README)")
     parser.add_argument("--output_root", default=os.path.join(REPO, "output", "bench-multitask"))
     parser.add_argument("--python", default=default_python())
     return parser.parse_args()
@@ -127,6 +129,11 @@ def main():
         "multitask": ("run_multitask.py", [f"--tasks=topic:tsv:{data}/topic,sentiment:tsv:{data}/sentiment,"
                                            f"entities:char_bio:{data}/entities"]),
     }
+    if args.entities_loss_weight != 1:
+        options = os.path.join(args.output_root, "task_options.json")
+        with open(options, "w", encoding="utf-8") as writer:
+            json.dump({"entities": {"loss_weight": args.entities_loss_weight}}, writer)
+        runs["multitask"][1].append(f"--task_options={options}")
     results = {}
     for name, (script, flags) in runs.items():
         out = fresh_dir(os.path.join(args.output_root, name))
@@ -155,7 +162,8 @@ def main():
                     f"{results[name]['export_bytes'] / 2**20:.1f} MiB |")
     singles = sum(results[t]["export_bytes"] for t in ("topic", "sentiment", "entities"))
     text = (f"### Multi-task vs single-task, m3e-small, length {args.max_seq_length}, {args.num_train_epochs:g} "
-            f"epochs, batch {args.train_batch_size}, learning rate {args.learning_rate:g}\n\n" + "\n".join(lines)
+            f"epochs, batch {args.train_batch_size}, learning rate {args.learning_rate:g}, entities loss weight "
+            f"{args.entities_loss_weight:g} in the multi-task run\n\n" + "\n".join(lines)
             + "\n\n" + "\n".join(cost) + f"\n\nThe three single-task exports together: {singles / 2**20:.1f} MiB; "
             f"the multi-task export: {results['multitask']['export_bytes'] / 2**20:.1f} MiB. "
             f"{os.cpu_count()} CPU cores, shared machine.\n\nCommands:\n\n"
