@@ -92,6 +92,8 @@ define_float("adapt_learning_rate", 1e-2, "Few-shot: Adam learning rate of --ada
              "head alone on csldcp's validation disciplines).", low=0, above=True)
 flags.DEFINE_integer("adapt_layers", 0, "Few-shot: top encoder layers adapted with the head (0: the head alone).",
                      lower_bound=0)
+define_float("adapt_layer_learning_rate", None, "Few-shot: Adam learning rate of the --adapt_layers (default: "
+             "--adapt_learning_rate's).", low=0, above=True)
 flags.DEFINE_bool("overwrite_output_dir", False, "Start afresh in an output_dir that holds another run (its "
                   "checkpoints, caches and results are removed; other files are left alone).")
 flags.DEFINE_integer("eval_every_steps", 0, "While training: evaluate every this many steps and keep the best "
@@ -140,11 +142,12 @@ def reject_tpu():
 
 
 def adapt_config():
-    given = [f"--{name}" for name in ("adapt_learning_rate", "adapt_layers") if FLAGS[name].present]
+    given = [f"--{name}" for name in ("adapt_learning_rate", "adapt_layers", "adapt_layer_learning_rate")
+             if FLAGS[name].present]
     if given and not FLAGS.adapt_steps:
         logging.warning("%s without --adapt_steps: no adaptation (give --adapt_steps=N to adapt)", ", ".join(given))
     return adaptation.AdaptConfig(steps=FLAGS.adapt_steps, learning_rate=FLAGS.adapt_learning_rate,
-                                  layers=FLAGS.adapt_layers)
+                                  layers=FLAGS.adapt_layers, layer_learning_rate=FLAGS.adapt_layer_learning_rate)
 
 
 def text_config():

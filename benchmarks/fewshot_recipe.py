@@ -15,7 +15,8 @@ long to train: no checkpoint is chosen inside a run), scoring --settings on the 
 play the evaluation classes' part (--val_episodes episodes each). The untrained encoder ("frozen") is a candidate too. Score: the mean
 accuracy over --settings.
 Stage 2, adaptation: on the stage-1 winner, one run_fewshot.py --do_eval per combination of --adapt_steps,
---adapt_learning_rates and --adapt_layers (0 steps: none), scored the same way.
+--adapt_learning_rates, --adapt_layers (0 steps: none) and, for adapted layers, --adapt_layer_learning_rates,
+scored the same way.
 Runs go to OUTPUT_DIR/<candidate>; the table of every candidate and the chosen flags are printed and
 written to OUTPUT_DIR/report.md.
 """
@@ -45,6 +46,8 @@ def parse_args():
     parser.add_argument("--adapt_steps", default="0,10,30")
     parser.add_argument("--adapt_learning_rates", default="1e-3,1e-2")
     parser.add_argument("--adapt_layers", default="0")
+    parser.add_argument("--adapt_layer_learning_rates", default="",
+                        help="learning rates of the adapted layers (adapt_layers > 0); empty: the head's")
     parser.add_argument("extra", nargs="*", help="run_fewshot.py flags of every run (model, text), after --")
     return parser.parse_args()
 
@@ -93,13 +96,15 @@ def main():
                                                                       folder))
     best = max(candidates, key=lambda c: c[0])
     _, _, _, train_flags, train_folder = best
+    layer_rates = numbers(args.adapt_layer_learning_rates) or [None]
     adapt_grid = itertools.product(numbers(args.adapt_steps, int), numbers(args.adapt_learning_rates),
-                                   numbers(args.adapt_layers, int))
+                                   numbers(args.adapt_layers, int), layer_rates)
     adapted = []
-    for index, (steps, learning_rate, layers) in enumerate(adapt_grid):
-        if steps == 0:
-            continue
+    for index, (steps, learning_rate, layers, layer_rate) in enumerate(adapt_grid):
+        if steps == 0 or (layers == 0 and layer_rate != layer_rates[0]):
+            continue  # no adaptation; a layer learning rate without layers (the first one stands for all)
         flags = [f"--adapt_steps={steps}", f"--adapt_learning_rate={learning_rate:g}", f"--adapt_layers={layers}"]
+        flags += [f"--adapt_layer_learning_rate={layer_rate:g}"] if layers and layer_rate else []
         if train_folder:  # evaluate the trained folder again (the same run), with adaptation
             runner.run(f"adapt-{index}", "run_fewshot.py", ["--do_eval", "--eval_frozen=false"] + train_flags + flags
                        + common_flags + [f"--output_dir={train_folder}"],

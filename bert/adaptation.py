@@ -33,19 +33,25 @@ class AdaptConfig:
     steps: int = 0
     learning_rate: float = 1e-2
     layers: int = 0  # encoder layers adapted with the head, from the top
+    layer_learning_rate: Optional[float] = None  # the adapted layers' Adam learning rate; None: learning_rate
 
     @property
     def enabled(self):
         return self.steps > 0
 
     def check(self, bert_config):
-        if self.steps < 0 or self.layers < 0 or not self.learning_rate > 0:
-            raise UserInputError(f"adaptation needs steps >= 0, layers >= 0 and a positive learning rate, got "
-                                 f"steps={self.steps}, layers={self.layers}, learning_rate={self.learning_rate}")
+        if self.steps < 0 or self.layers < 0 or not self.learning_rate > 0 or not self.layers_rate > 0:
+            raise UserInputError(f"adaptation needs steps >= 0, layers >= 0 and positive learning rates, got "
+                                 f"steps={self.steps}, layers={self.layers}, learning_rate={self.learning_rate}, "
+                                 f"layer_learning_rate={self.layer_learning_rate}")
         if self.layers > bert_config.num_hidden_layers:
             raise UserInputError(f"adapt_layers={self.layers} is more than the model's "
                                  f"{bert_config.num_hidden_layers} layers")
         return self
+
+    @property
+    def layers_rate(self):
+        return self.learning_rate if self.layer_learning_rate is None else self.layer_learning_rate
 
     def hidden_layer(self, bert_config):
         """Which hidden states feed the adapted layers (tasks.FewShotTask's hidden_layer), None for the head."""
@@ -54,8 +60,10 @@ class AdaptConfig:
         return bert_config.num_hidden_layers - self.layers
 
     def describe(self):
-        what = f"the head and the top {self.layers} layer(s)" if self.layers else "the head"
-        return f"{self.steps} Adam steps at {self.learning_rate:g} on {what}"
+        if not self.layers:
+            return f"{self.steps} Adam steps at {self.learning_rate:g} on the head"
+        return (f"{self.steps} Adam steps on the head at {self.learning_rate:g} and the top {self.layers} "
+                f"layer(s) at {self.layers_rate:g}")
 
 
 @dataclasses.dataclass
@@ -103,8 +111,15 @@ class _EpisodeGraph:
             self.probabilities = tf.nn.softmax(logits, -1)
             self.labels = tf1.placeholder(tf.int32, [None], "labels")
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=self.labels, logits=logits))
-            self.train_op = tf1.train.AdamOptimizer(adapter.adapt.learning_rate).minimize(loss)
             head = [self.weights, self.bias]
+            layers = [v for v in tf1.trainable_variables() if v not in head]
+            gradients = tf.gradients(loss, head + layers)
+            updates = [tf1.train.AdamOptimizer(adapter.adapt.learning_rate, name="head_adam").apply_gradients(
+                zip(gradients[:2], head))]
+            if layers:
+                updates.append(tf1.train.AdamOptimizer(adapter.adapt.layers_rate, name="layers_adam")
+                               .apply_gradients(zip(gradients[2:], layers)))
+            self.train_op = tf.group(updates)
             self.trained = {v.op.name: v for v in tf1.trainable_variables()}
             self.reset = tf1.variables_initializer([v for v in tf1.global_variables() if v not in head])
             self.init_head = tf1.variables_initializer(head)

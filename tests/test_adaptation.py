@@ -88,6 +88,27 @@ def test_steps_fit_the_support_set_and_never_read_the_queries(encoded, layers):
     np.testing.assert_allclose(alone, together[:3], atol=1e-5)
 
 
+def test_the_layers_have_their_own_learning_rate(encoded):
+    """Adam moves a variable by a few times its learning rate a step at most ((1 - beta1) / sqrt(1 - beta2)
+    = 3.2): 30 steps at 1e-6 leave the layer within 1e-4 of the checkpoint, while the same layer at the
+    head's 1e-2 moves more than 100 times as far."""
+    reader = tf.train.load_checkpoint(encoded["checkpoint"])
+
+    def moved(layer_learning_rate):
+        adapt = adaptation.AdaptConfig(steps=30, learning_rate=1e-2, layers=1, layer_learning_rate=layer_learning_rate)
+        adapter = adaptation.Adapter(encoded["config"], encoded["checkpoint"], "mean", "euclidean", adapt)
+        support = adaptation.take(inputs_for(encoded, adapter, "mean"), slice(0, 6))
+        variables = adapter.fit(support, LABELS, support, with_variables=True).variables
+        layers = max(np.abs(value - reader.get_tensor(name)).max() for name, value in variables.items()
+                     if name.startswith("bert/"))
+        return layers, variables["adapted_head/weights"]
+    slow_layers, slow_head = moved(1e-6)
+    same_layers, same_head = moved(None)
+    assert 0 < slow_layers <= 30 * 1e-6 * 3.2 and same_layers > 100 * slow_layers
+    frozen_head = moved(1e-30)[1]  # the head trained with the layer frozen in effect
+    assert np.abs(slow_head - frozen_head).max() < 0.05 * np.abs(same_head - frozen_head).max() + 1e-4
+
+
 def test_episodes_are_the_prototype_scorers(encoded):
     rows = {c: np.arange(c * 6, c * 6 + 6) for c in range(4)}
     from bert import tasks
@@ -102,7 +123,9 @@ def test_bad_settings(encoded):
     config = encoded["config"]
     with pytest.raises(UserInputError, match="adapt_layers=3 is more than the model's 2 layers"):
         adaptation.AdaptConfig(steps=1, layers=3).check(config)
-    with pytest.raises(UserInputError, match="positive learning rate"):
+    with pytest.raises(UserInputError, match="positive learning rates"):
         adaptation.AdaptConfig(steps=1, learning_rate=0).check(config)
+    with pytest.raises(UserInputError, match="layer_learning_rate=-1"):
+        adaptation.AdaptConfig(steps=1, layers=1, layer_learning_rate=-1.0).check(config)
     with pytest.raises(UserInputError, match="needs a checkpoint"):
         adaptation.Adapter(config, None, "mean", "euclidean", adaptation.AdaptConfig(steps=1, layers=1))

@@ -294,7 +294,7 @@ def test_adaptation_row_prediction_and_export_agree(tmp_path, tiny_model):
     from bert import adaptation, config, export
     data = write_data(tmp_path / "topics.tsv")
     out = tmp_path / "out"
-    adapt = dict(adapt_steps=5, adapt_learning_rate=1e-2, adapt_layers=1)
+    adapt = dict(adapt_steps=5, adapt_learning_rate=1e-2, adapt_layers=1, adapt_layer_learning_rate=1e-3)
     run(tiny_model, out, do_train=True, do_eval=True, data_file=data, test_class_ratio=0.375, eval_frozen=False,
         distance="cosine", **adapt)
     rows = json.loads((out / "fewshot_results.json").read_text())["rows"]
@@ -321,7 +321,7 @@ def test_adaptation_row_prediction_and_export_agree(tmp_path, tiny_model):
         return fewshot.classify(lambda classes: tasks.FewShotTask(classes, tokenizer, 12, "mean", "cosine"), setup,
                                 bert_config, setup.feature_cache(), read_text_label_file(str(support)),
                                 read_text_lines(str(tmp_path / "texts.txt")),
-                                adaptation.AdaptConfig(steps, 1e-2, 1))
+                                adaptation.AdaptConfig(steps, 1e-2, 1, 1e-3))
     adapted, plain = classify(5), classify(0)
     assert np.abs(adapted.probabilities - plain.probabilities).max() > 1e-3  # adaptation changed something
     assert [line[1] for line in lines] == [adapted.classes[i] for i in adapted.probabilities.argmax(-1)]
