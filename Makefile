@@ -236,6 +236,6 @@ bench-squad-convert: model
 
 # CMRC2018: trial + the first half of dev (by article) -> the second half, official character-level EM/F1, from
 # m3e-small (ZH_ENCODER above); the home-made encoder also runs on the same split when output/chinese_bert_small
-# holds it. 5 epochs at length 256; ~2 hours on 2 idle cores per encoder.
+# holds it. 5 epochs at length 256, then 2 on the dev half alone; ~2.5 hours on 2 idle cores per encoder.
 bench-cmrc: $(ZH_ENCODER_TARGET)
 	$(PY) benchmarks/squad.py cmrc $(ZH_ENCODER_FLAG)
