@@ -463,6 +463,9 @@ STAGE_DATA = {"trial+dev": "trial + dev half", "then dev half": "then the dev ha
 
 
 def cmrc_main(args):
+    # Checked here, not by run_squad.py, which would refuse them only after the first stage's hours.
+    if args.then_dev_epochs < 0 or args.then_learning_rate <= 0:
+        sys.exit("--then_dev_epochs must be at least 0 and --then_learning_rate above 0")
     for path in (CMRC_TRAIN, CMRC_DEV):
         need_file(path, "CMRC2018 (cmrc2018/*.json)")
     need_file(CHINESE_VOCAB, "Google's Chinese vocab (bert_chinese/vocab.txt)")
