@@ -458,10 +458,6 @@ def split_cmrc(data_dir):
     return parts
 
 
-# What each stage of the cmrc benchmark trains on.
-STAGE_DATA = {"trial+dev": "trial + dev half", "then dev half": "then the dev half alone"}
-
-
 def cmrc_main(args):
     # Checked here, not by run_squad.py, which would refuse them only after the first stage's hours.
     if args.then_dev_epochs < 0 or args.then_learning_rate <= 0:
@@ -479,10 +475,10 @@ def cmrc_main(args):
              f"{held_out['articles']} articles ({parts['dev_second']['first']} .. {parts['dev_second']['last']}, "
              f"{held_out['questions']} questions) for evaluation ({os.path.relpath(held_out['path'], REPO)})")
     print("split by article: " + split, flush=True)
-    stages = [("trial+dev", train["path"], args.num_train_epochs, args.learning_rate, "")]
+    stages = [("trial + dev half", train["path"], args.num_train_epochs, args.learning_rate, "")]
     if args.then_dev_epochs:
-        stages.append(("then dev half", parts["dev_first"]["path"], args.then_dev_epochs, args.then_learning_rate,
-                       "-then-dev"))
+        stages.append(("then the dev half alone", parts["dev_first"]["path"], args.then_dev_epochs,
+                       args.then_learning_rate, "-then-dev"))
     rows, results, commands = [], [], []
     for encoder in encoders:
         config = load_json(encoder["config_file"])
@@ -504,7 +500,7 @@ def cmrc_main(args):
                                ["--eval_version=cmrc"])
             run_dirs.append(os.path.join(args.output_root, name))
             init_checkpoint = run_dirs[-1]
-            label = f"{encoder['name']}, {STAGE_DATA[stage]}"
+            label = f"{encoder['name']}, {stage}"
             result.update(encoder=encoder["description"], encoder_name=label, stage=stage,
                           learning_rate=stage_args.learning_rate, epochs=epochs)
             results.append(result)
@@ -523,7 +519,7 @@ def cmrc_main(args):
     trial_mean, trial_median = parts["trial"]["answer_length"]
     dev_mean, dev_median = parts["dev_first"]["answer_length"]
     stages_text = ("training: " + "; ".join(
-        f"{STAGE_DATA[stage]} ({os.path.relpath(path, REPO)}), {epochs:g} epochs" for stage, path, epochs, _, _
+        f"{stage} ({os.path.relpath(path, REPO)}), {epochs:g} epochs" for stage, path, epochs, _, _
         in stages) + (" (each stage from the previous one's checkpoint)" if len(stages) > 1 else "") +
         f". The two training sources answer in different styles: cmrc2018_trial.json's answers are clauses "
         f"(mean {trial_mean:.1f} characters, median {trial_median}), the dev half's short phrases (mean "
