@@ -48,6 +48,9 @@ the project. Everything this script writes goes under output/bench-squad/ (gitig
            m3e-small: EM 24.04 / F1 45.81 after the first stage (118 min of wall time, 224 CPU-minutes) and
            EM 28.27 / F1 48.24 after the second (28 min more). Tried and worse: first stage 3 epochs (F1 38.12),
            1 epoch at 1e-4 (F1 13.89); trial alone for 2 epochs, then the dev half alone for 5 at 2e-4 (F1 38.88).
+           Tried after and not kept (within the 1.0-point standard error of F1 on 1,726 questions): a 4-epoch
+           second stage (F1 48.93), predicting at doc_stride 64 (49.70, but 48.18 for the 2-epoch model) or 32
+           (49.09), at max_seq_length 384 (44.58).
 
 Runs happen in subprocesses with the project venv's python; each run's log is run.log in its folder,
 its checkpoints are deleted at the end unless --keep_checkpoints. Wall time and the CPU time of the
