@@ -159,7 +159,7 @@ def fine_tune(args, name, train_file, eval_file, vocab_file, config_file, init_c
     log_path = os.path.join(run_dir, "run.log")
     load_before = load_text()
     record = runner.run(name, os.path.join(REPO, "run_squad.py"), flags, log_path)
-    result = dict(command=record["command"], wall_seconds=record["wall"], cpu_seconds=record["cpu"],
+    result = dict(run_dir=run_dir, command=record["command"], wall_seconds=record["wall"], cpu_seconds=record["cpu"],
                   load_before=load_before, load_after=load_text(),
                   metrics=load_json(os.path.join(run_dir, "eval_results.json")), **data_counts(run_dir))
     if "train_windows" in result:
@@ -494,15 +494,14 @@ def cmrc_main(args):
             stage_args = argparse.Namespace(**vars(args))
             stage_args.num_train_epochs = epochs
             stage_args.learning_rate = learning_rate or encoder["learning_rate"]
-            # A later stage starts from this one's checkpoint.
-            stage_args.keep_checkpoints = args.keep_checkpoints or number < len(stages)
+            stage_args.keep_checkpoints = True  # the next stage starts from them; removed below after the last
             name = "cmrc-" + encoder["key"] + suffix
             print(f"stage {number}/{len(stages)}: {stage}", flush=True)
             result = fine_tune(stage_args, name, train_file, held_out["path"], encoder["vocab_file"],
                                encoder["config_file"], init_checkpoint, encoder["do_lower_case"],
                                ["--eval_version=cmrc"])
-            run_dirs.append(os.path.join(args.output_root, name))
-            init_checkpoint = run_dirs[-1]
+            init_checkpoint = result["run_dir"]
+            run_dirs.append(init_checkpoint)
             label = f"{encoder['name']}, {stage}"
             result.update(encoder=encoder["description"], encoder_name=label, stage=stage,
                           learning_rate=stage_args.learning_rate, epochs=epochs)
